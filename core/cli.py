@@ -1,0 +1,44 @@
+"""The `python -m geo4d` command line: one subcommand per module, errors as messages and exit codes.
+
+A command module defines NAME, HELP, add_arguments(parser) and run(args) -> int. Command modules
+import heavy libraries (torch, bpy) inside run() so that `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from .errors import Cancelled, Geo4DError
+
+
+def build_parser(commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m geo4d", description="Reconstruct a video into 4D geometry and bring it into Blender."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in commands:
+        sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(commands: Sequence[ModuleType], argv: Sequence[str] | None = None) -> int:
+    args = build_parser(commands).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return args.run(args)
+    except Cancelled as error:
+        print(f"geo4d: {error}", file=sys.stderr)
+        return 130
+    except Geo4DError as error:
+        print(f"geo4d: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("geo4d: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,1 @@
+"""Subcommands of `python -m geo4d` that need no Blender."""

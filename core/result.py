@@ -1,0 +1,263 @@
+"""A reconstruction on disk: the one interface between the engine and Blender (numpy only).
+
+Layout of a result folder:
+    reconstruction.json   format and version, source video and frame indices, fps, depth-map size,
+                          intrinsics fx fy cx cy (pixels of that size), camera_to_world per frame
+                          (OpenCV axes, one world frame), settings, timings, warnings
+    frames/NNNNNN.ply     per frame: world x y z, the video's 8-bit red green blue, confidence
+    depth.npz             depth [T, H, W] float32 (camera z, 0 where there is no point),
+                          confidence [T, H, W] float32, color [T, H, W, 3] uint8
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .camera import transform_points, unproject_depth
+from .errors import Geo4DError
+from .ply import read_points, write_points
+
+FORMAT_NAME = "geo4d-reconstruction"
+FORMAT_VERSION = 1
+JSON_NAME = "reconstruction.json"
+DEPTH_NAME = "depth.npz"
+FRAMES_DIR = "frames"
+
+
+def frame_file_name(index: int) -> str:
+    """Relative path of the PLY of the index-th frame of a result."""
+    return f"{FRAMES_DIR}/{index:06d}.ply"
+
+
+@dataclass
+class Intrinsics:
+    """Pinhole intrinsics in pixels of the depth maps; the pixel-centre convention of core.camera."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+@dataclass
+class Reconstruction:
+    """Cameras, dense depth and colour for T frames of a video.
+
+    camera_to_world: [T, 4, 4] float64, OpenCV camera axes, one world frame.
+    depth: [T, H, W] float32 camera z; 0 or non-finite marks pixels without a point (sky, invalid).
+    confidence: [T, H, W] float32, larger is more certain.
+    color: [T, H, W, 3] uint8, the video's own RGB at each depth pixel.
+    source_frames: [T] indices of the covered frames in the source video.
+    """
+
+    camera_to_world: np.ndarray
+    intrinsics: Intrinsics
+    depth: np.ndarray
+    confidence: np.ndarray
+    color: np.ndarray
+    fps: float
+    source_video: str | None = None
+    source_frames: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.camera_to_world = np.asarray(self.camera_to_world, dtype=np.float64)
+        self.depth = np.asarray(self.depth, dtype=np.float32)
+        self.confidence = np.asarray(self.confidence, dtype=np.float32)
+        self.color = np.asarray(self.color, dtype=np.uint8)
+        frames, height, width = self.depth.shape
+        if self.source_frames is None:
+            self.source_frames = np.arange(frames)
+        self.source_frames = np.asarray(self.source_frames, dtype=np.int64)
+        expected = {
+            "camera_to_world": (self.camera_to_world.shape, (frames, 4, 4)),
+            "confidence": (self.confidence.shape, (frames, height, width)),
+            "color": (self.color.shape, (frames, height, width, 3)),
+            "source_frames": (self.source_frames.shape, (frames,)),
+        }
+        for name, (shape, wanted) in expected.items():
+            if shape != wanted:
+                raise ValueError(f"Reconstruction.{name} has shape {shape}; expected {wanted} for depth {frames}x{height}x{width}.")
+        if not np.isfinite(self.camera_to_world).all():
+            raise ValueError("Reconstruction.camera_to_world contains NaN or infinite values.")
+
+    @property
+    def num_frames(self) -> int:
+        return self.depth.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.depth.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.depth.shape[2]
+
+    def valid_mask(self, min_confidence: float = 0.0) -> np.ndarray:
+        """[T, H, W] bool: pixels that carry a point (positive finite depth, enough confidence)."""
+        depth = self.depth
+        return np.isfinite(depth) & (depth > 0) & (self.confidence >= min_confidence)
+
+    def frame_points(
+        self, index: int, min_confidence: float = 0.0, max_points: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World points of one frame: xyz [N, 3] float32, rgb [N, 3] uint8, confidence [N] float32.
+
+        With max_points, an evenly spaced subset of the valid pixels in raster order is kept.
+        """
+        k = self.intrinsics
+        rows, cols = np.nonzero(self.valid_mask(min_confidence)[index])
+        if max_points is not None and len(rows) > max_points:
+            keep = np.linspace(0, len(rows) - 1, max_points).round().astype(np.int64)
+            rows, cols = rows[keep], cols[keep]
+        depth = self.depth[index, rows, cols].astype(np.float64)
+        u, v = cols + 0.5, rows + 0.5
+        camera = np.stack([(u - k.cx) / k.fx * depth, (v - k.cy) / k.fy * depth, depth], axis=-1)
+        world = transform_points(self.camera_to_world[index], camera).astype(np.float32)
+        return world, self.color[index, rows, cols], self.confidence[index, rows, cols]
+
+    def world_points(self) -> np.ndarray:
+        """[T, H, W, 3] world points of every pixel (meaningless where valid_mask is False)."""
+        k = self.intrinsics
+        camera = unproject_depth(np.nan_to_num(self.depth), k.fx, k.fy, k.cx, k.cy)
+        rotation = self.camera_to_world[:, None, None, :3, :3]
+        translation = self.camera_to_world[:, None, None, :3, 3]
+        return (rotation @ camera[..., None])[..., 0] + translation
+
+    def save(self, folder: str | Path, min_confidence: float = 0.0, max_points_per_frame: int | None = None) -> Path:
+        """Write the result folder atomically; an existing result there is replaced, anything else refused."""
+        folder = Path(folder)
+        if folder.exists() and not (folder / JSON_NAME).exists() and any(folder.iterdir()):
+            raise Geo4DError(
+                f"{folder} exists and is not a Geo4D result; refusing to overwrite it. Choose another output folder."
+            )
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        except OSError as error:
+            raise Geo4DError(f"Cannot write to {folder.parent}: {error.strerror}. Choose a writable folder.") from error
+        try:
+            self._write(staging, min_confidence, max_points_per_frame)
+            if folder.exists():
+                shutil.rmtree(folder)
+            staging.rename(folder)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise Geo4DError(f"Cannot write the result to {folder}: {error}.") from error
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return folder
+
+    def _write(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
+        (folder / FRAMES_DIR).mkdir()
+        for index in range(self.num_frames):
+            write_points(folder / frame_file_name(index), *self.frame_points(index, min_confidence, max_points_per_frame))
+        np.savez(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
+        k = self.intrinsics
+        description = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "source": {"video": self.source_video, "frames": self.source_frames.tolist()},
+            "fps": float(self.fps),
+            "width": self.width,
+            "height": self.height,
+            "intrinsics": {"fx": float(k.fx), "fy": float(k.fy), "cx": float(k.cx), "cy": float(k.cy)},
+            "camera_to_world": self.camera_to_world.tolist(),
+            "frames": [frame_file_name(i) for i in range(self.num_frames)],
+            "points": {"min_confidence": min_confidence, "max_points_per_frame": max_points_per_frame},
+            "settings": self.settings,
+            "timings": self.timings,
+            "warnings": self.warnings,
+        }
+        (folder / JSON_NAME).write_text(json.dumps(description, indent=1))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Reconstruction:
+        """Read a result folder, checking that its files agree with each other."""
+        folder = Path(folder)
+        description = read_description(folder)
+        depth_path = folder / DEPTH_NAME
+        try:
+            with np.load(depth_path) as arrays:
+                depth, confidence, color = arrays["depth"], arrays["confidence"], arrays["color"]
+        except FileNotFoundError as error:
+            raise Geo4DError(f"{depth_path} is missing: the result folder is incomplete. Reconstruct again.") from error
+        except (OSError, ValueError, KeyError) as error:
+            raise Geo4DError(f"{depth_path} is damaged ({error}). Reconstruct again.") from error
+        frames = len(description["frames"])
+        if depth.shape != (frames, description["height"], description["width"]):
+            raise Geo4DError(
+                f"{depth_path} holds depth of shape {depth.shape}, but {JSON_NAME} describes "
+                f"{frames} frames of {description['width']}x{description['height']}. The result is inconsistent."
+            )
+        k = description["intrinsics"]
+        try:
+            return cls(
+                camera_to_world=np.array(description["camera_to_world"], dtype=np.float64),
+                intrinsics=Intrinsics(k["fx"], k["fy"], k["cx"], k["cy"]),
+                depth=depth,
+                confidence=confidence,
+                color=color,
+                fps=description["fps"],
+                source_video=description["source"]["video"],
+                source_frames=np.array(description["source"]["frames"]),
+                settings=description["settings"],
+                timings=description["timings"],
+                warnings=description["warnings"],
+            )
+        except ValueError as error:
+            raise Geo4DError(f"{folder / JSON_NAME} is inconsistent: {error}") from error
+
+
+def read_description(folder: str | Path) -> dict:
+    """The parsed reconstruction.json of a result folder, with its frame files checked to exist.
+
+    This is all the Blender importer needs besides the PLY files: it never loads the dense maps.
+    """
+    folder = Path(folder)
+    path = folder / JSON_NAME
+    if not folder.is_dir():
+        raise Geo4DError(f"{folder} is not a folder. Give the folder that holds {JSON_NAME}.")
+    try:
+        description = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise Geo4DError(f"{folder} is not a Geo4D result: {JSON_NAME} is missing.") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Geo4DError(f"{path} is damaged and cannot be parsed ({error}).") from error
+    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
+        raise Geo4DError(f"{path} is not a Geo4D reconstruction (its 'format' is not '{FORMAT_NAME}').")
+    if description.get("version") != FORMAT_VERSION:
+        raise Geo4DError(
+            f"{path} has format version {description.get('version')}; this add-on reads version {FORMAT_VERSION}. "
+            "Update the add-on or reconstruct again."
+        )
+    required = ("source", "fps", "width", "height", "intrinsics", "camera_to_world", "frames", "settings", "timings", "warnings")
+    missing = [key for key in required if key not in description]
+    if missing:
+        raise Geo4DError(f"{path} lacks the entries {', '.join(missing)}.")
+    frames = description["frames"]
+    if len(description["camera_to_world"]) != len(frames) or len(description["source"]["frames"]) != len(frames):
+        raise Geo4DError(
+            f"{path} is inconsistent: {len(frames)} frame files, {len(description['camera_to_world'])} cameras and "
+            f"{len(description['source']['frames'])} source frame indices."
+        )
+    absent = [name for name in frames if not (folder / name).is_file()]
+    if absent:
+        raise Geo4DError(
+            f"{folder} is incomplete: {len(absent)} of {len(frames)} frame files are missing (first: {absent[0]})."
+        )
+    return description
+
+
+def read_frame_points(folder: str | Path, index: int) -> np.ndarray:
+    """The structured point array (x y z red green blue confidence) of one frame of a result folder."""
+    return read_points(Path(folder) / frame_file_name(index))
