@@ -85,7 +85,9 @@ class Reconstruction:
         }
         for name, (shape, wanted) in expected.items():
             if shape != wanted:
-                raise ValueError(f"Reconstruction.{name} has shape {shape}; expected {wanted} for depth {frames}x{height}x{width}.")
+                raise ValueError(
+                    f"Reconstruction.{name} has shape {shape}; expected {wanted} for depth {frames}x{height}x{width}."
+                )
         if not np.isfinite(self.camera_to_world).all():
             raise ValueError("Reconstruction.camera_to_world contains NaN or infinite values.")
 
@@ -132,7 +134,9 @@ class Reconstruction:
         translation = self.camera_to_world[:, None, None, :3, 3]
         return (rotation @ camera[..., None])[..., 0] + translation
 
-    def save(self, folder: str | Path, min_confidence: float = 0.0, max_points_per_frame: int | None = None) -> Path:
+    def save(
+        self, folder: str | Path, min_confidence: float = 0.0, max_points_per_frame: int | None = None
+    ) -> Path:
         """Write the result folder atomically; an existing result there is replaced, anything else refused."""
         folder = Path(folder)
         if folder.exists() and not (folder / JSON_NAME).exists() and any(folder.iterdir()):
@@ -143,7 +147,9 @@ class Reconstruction:
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         except OSError as error:
-            raise Geo4DError(f"Cannot write to {folder.parent}: {error.strerror}. Choose a writable folder.") from error
+            raise Geo4DError(
+                f"Cannot write to {folder.parent}: {error.strerror}. Choose a writable folder."
+            ) from error
         try:
             self._write(staging, min_confidence, max_points_per_frame)
             if folder.exists():
@@ -160,7 +166,10 @@ class Reconstruction:
     def _write(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
         (folder / FRAMES_DIR).mkdir()
         for index in range(self.num_frames):
-            write_points(folder / frame_file_name(index), *self.frame_points(index, min_confidence, max_points_per_frame))
+            write_points(
+                folder / frame_file_name(index),
+                *self.frame_points(index, min_confidence, max_points_per_frame),
+            )
         np.savez(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
         k = self.intrinsics
         description = {
@@ -190,7 +199,9 @@ class Reconstruction:
             with np.load(depth_path) as arrays:
                 depth, confidence, color = arrays["depth"], arrays["confidence"], arrays["color"]
         except FileNotFoundError as error:
-            raise Geo4DError(f"{depth_path} is missing: the result folder is incomplete. Reconstruct again.") from error
+            raise Geo4DError(
+                f"{depth_path} is missing: the result folder is incomplete. Reconstruct again."
+            ) from error
         except (OSError, ValueError, KeyError) as error:
             raise Geo4DError(f"{depth_path} is damaged ({error}). Reconstruct again.") from error
         frames = len(description["frames"])
@@ -240,12 +251,25 @@ def read_description(folder: str | Path) -> dict:
             f"{path} has format version {description.get('version')}; this add-on reads version {FORMAT_VERSION}. "
             "Update the add-on or reconstruct again."
         )
-    required = ("source", "fps", "width", "height", "intrinsics", "camera_to_world", "frames", "settings", "timings", "warnings")
+    required = (
+        "source",
+        "fps",
+        "width",
+        "height",
+        "intrinsics",
+        "camera_to_world",
+        "frames",
+        "settings",
+        "timings",
+        "warnings",
+    )
     missing = [key for key in required if key not in description]
     if missing:
         raise Geo4DError(f"{path} lacks the entries {', '.join(missing)}.")
     frames = description["frames"]
-    if len(description["camera_to_world"]) != len(frames) or len(description["source"]["frames"]) != len(frames):
+    if len(description["camera_to_world"]) != len(frames) or len(description["source"]["frames"]) != len(
+        frames
+    ):
         raise Geo4DError(
             f"{path} is inconsistent: {len(frames)} frame files, {len(description['camera_to_world'])} cameras and "
             f"{len(description['source']['frames'])} source frame indices."
