@@ -1,0 +1,1 @@
+"""The Geo4D network: UNet, resampler, CLIP towers and VAE, with their configs and checkpoint names."""
