@@ -1,0 +1,64 @@
+"""Network configs: the presets hold the published hyperparameters, bad values are refused by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from geo4d.core.model.config import (
+    NetworkConfig,
+    ResamplerConfig,
+    TextTowerConfig,
+    UNetConfig,
+    VAEConfig,
+    VisualTowerConfig,
+)
+
+
+def test_full_preset_is_the_published_model() -> None:
+    config = NetworkConfig.preset("full")
+    unet = config.unet
+    assert (unet.in_channels, unet.out_channels, unet.model_channels) == (20, 16, 320)
+    assert unet.channel_mult == (1, 2, 4, 4) and unet.num_res_blocks == 2
+    assert unet.attention_resolutions == (4, 2, 1) and unet.head_channels == 64
+    assert (unet.context_dim, unet.temporal_length, unet.time_embed_dim) == (1024, 16, 1280)
+    assert (config.resampler.dim, config.resampler.depth, config.resampler.heads) == (1024, 4, 12)
+    assert (config.text.width, config.text.layers, config.visual.width, config.visual.layers) == (
+        1024,
+        24,
+        1280,
+        32,
+    )
+    assert config.visual.num_tokens == 257
+    assert (config.vae.channels, config.vae.downsampling, config.vae.scale_factor) == (128, 8, 0.18215)
+
+
+def test_tiny_preset_keeps_the_structure() -> None:
+    full, tiny = NetworkConfig.full(), NetworkConfig.preset("tiny")
+    assert len(tiny.unet.channel_mult) == len(full.unet.channel_mult)
+    assert tiny.unet.attention_resolutions == full.unet.attention_resolutions
+    assert tiny.unet.temporal_length == full.unet.temporal_length
+    assert tiny.vae.downsampling == full.vae.downsampling
+    assert tiny.unet.model_channels < full.unet.model_channels
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: UNetConfig(model_channels=48), "model_channels = 48"),
+        (lambda: UNetConfig(head_channels=48), "head_channels = 48"),
+        (lambda: UNetConfig(attention_resolutions=(16,)), "attention_resolutions"),
+        (lambda: UNetConfig(channel_mult=()), "channel_mult"),
+        (lambda: UNetConfig(num_res_blocks=0), "num_res_blocks = 0"),
+        (lambda: ResamplerConfig(depth=0), "depth = 0"),
+        (lambda: TextTowerConfig(layers=1), "layers = 1"),
+        (lambda: TextTowerConfig(heads=3), "heads = 3"),
+        (lambda: VisualTowerConfig(patch_size=15), "patch_size = 15"),
+        (lambda: VAEConfig(channels=100), "channels = 100"),
+        (lambda: NetworkConfig(text=TextTowerConfig(width=768, heads=12)), "width = 768"),
+        (lambda: NetworkConfig(resampler=ResamplerConfig(video_length=8)), "video_length = 8"),
+        (lambda: NetworkConfig.preset("huge"), "'huge'"),
+    ],
+)
+def test_bad_values_are_refused_by_name(build, named: str) -> None:
+    with pytest.raises(ValueError, match=named.replace("(", r"\(")):
+        build()
