@@ -1,0 +1,42 @@
+"""How a reconstruction is brought into Blender: the options of the import builders, validated when built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STORAGE_MODES = ("STREAMED", "PACKED")
+# Blender's own limit on scene frame numbers.
+MAX_FRAME = 1048574
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Options of one import.
+
+    frame_start: timeline frame F that shows the result's first frame (frame k shows at F + k).
+    storage: "STREAMED" reads each frame's PLY from the result folder through geometry nodes (tiny .blend);
+        "PACKED" stores every point in the .blend (one mesh with an int `frame` attribute, portable).
+    point_size: diameter of a point in pixels of the footage as seen from that frame's camera; the point
+        radius grows with distance from the camera so that the cloud looks solid through it.
+    point_radius: a fixed radius in scene units instead of the depth-scaled size; 0 keeps the scaled size.
+    relative_to: the folder the .blend will be saved in, to store paths relative to it ("//...");
+        None uses the open .blend's folder once it has been saved, and absolute paths before that.
+    """
+
+    frame_start: int = 1
+    storage: str = "STREAMED"
+    point_size: float = 1.0
+    point_radius: float = 0.0
+    relative_to: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.frame_start <= MAX_FRAME:
+            raise ValueError(f"frame_start is {self.frame_start}; it must lie in [0, {MAX_FRAME}].")
+        if self.storage not in STORAGE_MODES:
+            raise ValueError(f"storage is {self.storage!r}; it must be one of {', '.join(STORAGE_MODES)}.")
+        if not 0.0 < self.point_size <= 1000.0:
+            raise ValueError(f"point_size is {self.point_size}; it must lie in (0, 1000] pixels.")
+        if not 0.0 <= self.point_radius < float("inf"):
+            raise ValueError(
+                f"point_radius is {self.point_radius}; it must be 0 (depth-scaled) or a positive size."
+            )

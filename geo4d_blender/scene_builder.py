@@ -1,0 +1,137 @@
+"""Import a reconstruction folder into a Blender scene: camera, point cloud, collection, scene settings.
+
+All or nothing: every data-block is created first and removed again if anything fails; only then is the
+previous import of the same result replaced and the scene's resolution, fps and frame range set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .camera_builder import build_camera, check_intrinsics
+from .core.camera import blender_world_from
+from .core.errors import Geo4DError
+from .core.result import JSON_NAME, read_description, read_frame_points
+from .import_options import MAX_FRAME, ImportOptions
+from .owned_data import OwnedData, find_owned, remove_blocks
+from .point_cloud_builder import build_point_cloud, check_frame_files, read_all_points
+
+logger = logging.getLogger(__name__)
+
+# Clip distances when the first frame holds no point to measure the scene by.
+_DEFAULT_CLIP_RANGE = (0.1, 1000.0)
+
+
+@dataclass
+class ImportedResult:
+    """What an import made: the objects, their collection, and warnings to show the user."""
+
+    camera: bpy.types.Object
+    points: bpy.types.Object
+    collection: bpy.types.Collection
+    warnings: list[str] = field(default_factory=list)
+
+
+def result_key(folder: str | Path) -> str:
+    """The value our data-blocks are tagged with: the result folder's absolute path."""
+    return str(Path(folder).resolve())
+
+
+def import_result(
+    folder: str | Path, options: ImportOptions | None = None, scene: bpy.types.Scene | None = None
+) -> ImportedResult:
+    """Build the camera and point cloud of the result in `folder` into `scene` (default: the context's).
+
+    Raises Geo4DError for a missing, damaged or inconsistent result; the file is then left as it was.
+    """
+    options = options or ImportOptions()
+    scene = scene or bpy.context.scene
+    folder = Path(result_key(folder))
+    description = read_description(folder)
+    json_path = folder / JSON_NAME
+    frame_count = len(description["frames"])
+    if frame_count == 0:
+        raise Geo4DError(f"{json_path} lists no frames. Reconstruct again.")
+    if options.frame_start + frame_count - 1 > MAX_FRAME:
+        raise Geo4DError(
+            f"Frames {options.frame_start}..{options.frame_start + frame_count - 1} pass Blender's "
+            f"last frame {MAX_FRAME}. Choose an earlier start frame."
+        )
+    check_intrinsics(description, json_path)
+    if options.storage == "STREAMED":
+        check_frame_files(description, json_path)
+        frames = None
+        first_points = read_frame_points(folder, 0)
+    else:
+        frames = read_all_points(folder, frame_count)
+        first_points = frames[0]
+    camera_to_world = np.asarray(description["camera_to_world"], dtype=np.float64)
+    world = blender_world_from(camera_to_world[0])
+    clip_range = _clip_range(first_points, camera_to_world[0])
+
+    name = f"Geo4D {folder.name}"
+    previous = find_owned(str(folder))
+    owned = OwnedData(str(folder))
+    try:
+        collection = owned.add(bpy.data.collections.new(name), name)
+        camera, warnings = build_camera(
+            f"{name} camera", description, folder, world, clip_range, options, owned
+        )
+        points = build_point_cloud(
+            f"{name} points", description, folder, world, camera, frames, options, owned
+        )
+        collection.objects.link(camera)
+        collection.objects.link(points)
+        scene.collection.children.link(collection)
+    except BaseException:
+        owned.remove_all()
+        raise
+    remove_blocks(previous, only_unused=True)
+    owned.settle_names()
+    _set_scene(scene, description, camera, options)
+    for warning in warnings:
+        logger.warning(warning)
+    logger.info(
+        "Imported %d frames of %s (%s) at frame %d.",
+        frame_count,
+        folder,
+        options.storage,
+        options.frame_start,
+    )
+    return ImportedResult(camera=camera, points=points, collection=collection, warnings=warnings)
+
+
+def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float, float]:
+    """Camera clip distances that hold the scene: from the first frame's nearest and farthest points."""
+    if len(points) == 0:
+        return _DEFAULT_CLIP_RANGE
+    xyz = np.stack([points["x"], points["y"], points["z"]], axis=-1).astype(np.float64)
+    distance = np.linalg.norm(xyz - camera_to_world[:3, 3], axis=-1)
+    near, far = float(distance.min()), float(distance.max())
+    if not np.isfinite([near, far]).all() or far <= 0:
+        return _DEFAULT_CLIP_RANGE
+    clip_start = max(0.1 * near, 1e-3 * far, 1e-6)
+    return clip_start, max(10.0 * far, 100.0 * clip_start)
+
+
+def _set_scene(
+    scene: bpy.types.Scene, description: dict, camera: bpy.types.Object, options: ImportOptions
+) -> None:
+    """Resolution, fps and frame range of the footage; our camera becomes the scene camera."""
+    render = scene.render
+    render.resolution_x, render.resolution_y = description["width"], description["height"]
+    render.resolution_percentage = 100
+    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    fps = float(description["fps"])
+    render.fps = max(1, round(fps))
+    render.fps_base = render.fps / fps if fps > 0 else 1.0
+    scene.frame_start = options.frame_start
+    scene.frame_end = options.frame_start + len(description["frames"]) - 1
+    scene.camera = camera
+    # The footage's own colours: no tone mapping of the unlit point colours.
+    scene.view_settings.view_transform = "Standard"

@@ -1,0 +1,22 @@
+"""Fixtures of the Blender tests: an empty scene per test, and small exact results on disk."""
+
+from pathlib import Path
+
+import bpy
+import pytest
+from box_room import write_box_room
+
+
+@pytest.fixture
+def empty_scene():
+    """A fresh, empty Blender file (no cube, light or camera) for each test."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield bpy.context.scene
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+@pytest.fixture
+def room_result(tmp_path: Path):
+    """A landscape 48x30, 5-frame box-room result with its video: (folder, Reconstruction)."""
+    folder = tmp_path / "room"
+    return folder, write_box_room(folder, 48, 30)

@@ -1,0 +1,212 @@
+"""Importing a result into Blender: exact projection through the keyed camera, storage modes, replacement."""
+
+import json
+import shutil
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+from box_room import write_box_room
+from bpy_extras.anim_utils import action_get_channelbag_for_slot
+from bpy_extras.object_utils import world_to_camera_view
+from mathutils import Vector
+
+from geo4d.core.errors import Geo4DError
+from geo4d.core.result import frame_file_name
+from geo4d.import_options import ImportOptions
+from geo4d.owned_data import RESULT_TAG, ROLE_TAG
+from geo4d.scene_builder import import_result
+
+DATA_KINDS = (
+    "objects",
+    "collections",
+    "meshes",
+    "cameras",
+    "actions",
+    "node_groups",
+    "materials",
+    "movieclips",
+)
+
+
+def data_counts() -> dict[str, int]:
+    return {kind: len(getattr(bpy.data, kind)) for kind in DATA_KINDS}
+
+
+def our_object(role: str) -> bpy.types.Object:
+    (found,) = [obj for obj in bpy.data.objects if obj.get(ROLE_TAG) == role]
+    return found
+
+
+def evaluated_points(points: bpy.types.Object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World positions [N, 3], radii [N] and sRGB colours [N, 3] of the evaluated point cloud at this frame."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = points.evaluated_get(depsgraph)
+    geometry = evaluated.evaluated_geometry()  # owns the point cloud: keep it referenced while reading
+    cloud = geometry.pointcloud
+    if cloud is None:
+        return np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3))
+    count = len(cloud.points)
+    local = np.empty(count * 3, dtype=np.float32)
+    cloud.attributes["position"].data.foreach_get("vector", local)
+    radius = np.empty(count, dtype=np.float32)
+    cloud.attributes["radius"].data.foreach_get("value", radius)
+    color = np.empty(count * 4, dtype=np.float32)
+    cloud.attributes["Col"].data.foreach_get("color_srgb", color)
+    matrix = np.array(evaluated.matrix_world)
+    world = local.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    return world, radius, color.reshape(-1, 4)[:, :3]
+
+
+def project_with_blender(camera: bpy.types.Object, world: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pixel coordinates (u right, v down) [N, 2] through Blender's own camera projection matrix."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    evaluated = camera.evaluated_get(depsgraph)
+    projection = np.array(evaluated.calc_matrix_camera(depsgraph, x=width, y=height))
+    view = np.array(evaluated.matrix_world.inverted())
+    clip = np.concatenate([world, np.ones((len(world), 1))], axis=-1) @ (projection @ view).T
+    ndc = clip[:, :2] / clip[:, 3:]
+    return np.stack([(ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height], axis=-1)
+
+
+@pytest.mark.parametrize("storage", ["STREAMED", "PACKED"])
+@pytest.mark.parametrize(
+    ("width", "height", "frame_start"), [(48, 30, 1), (24, 40, 7)], ids=["landscape", "portrait"]
+)
+def test_points_land_on_their_pixel_centres_after_save_and_reopen(
+    empty_scene, tmp_path: Path, storage: str, width: int, height: int, frame_start: int
+):
+    folder = tmp_path / "result"
+    truth = write_box_room(folder, width, height)
+    options = ImportOptions(frame_start=frame_start, storage=storage, point_size=2.0)
+    import_result(folder, options)
+    blend = tmp_path / "scenes" / "scene.blend"
+    blend.parent.mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+
+    scene = bpy.context.scene
+    camera, points = our_object("camera"), our_object("points")
+    assert (scene.render.resolution_x, scene.render.resolution_y) == (width, height)
+    assert (scene.frame_start, scene.frame_end) == (frame_start, frame_start + truth.num_frames - 1)
+    assert scene.camera == camera
+    focal = truth.intrinsics.fx
+    for k in range(truth.num_frames):
+        scene.frame_set(frame_start + k)
+        world, radius, color = evaluated_points(points)
+        rows, cols = np.nonzero(truth.valid_mask()[k])
+        assert len(world) == len(rows)
+        pixels = project_with_blender(camera, world, width, height)
+        np.testing.assert_allclose(pixels, np.stack([cols + 0.5, rows + 0.5], axis=-1), rtol=0, atol=1e-3)
+        for index in range(0, len(world), 97):
+            x, y, _ = world_to_camera_view(scene, camera, Vector(world[index]))
+            assert abs(x * width - (cols[index] + 0.5)) < 1e-3
+            assert abs((1 - y) * height - (rows[index] + 0.5)) < 1e-3
+        np.testing.assert_allclose(color * 255, truth.color[k, rows, cols], atol=0.51)
+        distance = np.linalg.norm(world - np.array(camera.matrix_world.translation), axis=-1)
+        np.testing.assert_allclose(radius, distance / focal, rtol=1e-4)
+    for outside in (frame_start - 1, frame_start + truth.num_frames):
+        scene.frame_set(outside)
+        assert len(evaluated_points(points)[0]) == 0
+
+
+def test_first_camera_sits_at_origin_looking_along_y_with_z_up(empty_scene, room_result):
+    folder, _ = room_result
+    camera = import_result(folder).camera
+    bpy.context.scene.frame_set(1)
+    matrix = np.array(camera.matrix_world)
+    np.testing.assert_allclose(matrix[:3, 3], 0, atol=1e-6)
+    np.testing.assert_allclose(matrix[:3, :3] @ [0, 0, -1], [0, 1, 0], atol=1e-6)
+    np.testing.assert_allclose(matrix[:3, :3] @ [0, 1, 0], [0, 0, 1], atol=1e-6)
+
+
+def test_camera_has_one_key_per_frame_and_the_footage_as_background(empty_scene, room_result):
+    folder, truth = room_result
+    camera = import_result(folder, ImportOptions(frame_start=10)).camera
+    animation = camera.animation_data
+    channelbag = action_get_channelbag_for_slot(animation.action, animation.action_slot)
+    keys = {(curve.data_path, curve.array_index): len(curve.keyframe_points) for curve in channelbag.fcurves}
+    assert keys == {("location", i): truth.num_frames for i in range(3)} | {
+        ("rotation_quaternion", i): truth.num_frames for i in range(4)
+    }
+    assert {int(point.co[0]) for point in channelbag.fcurves[0].keyframe_points} == set(
+        range(10, 10 + truth.num_frames)
+    )
+    (background,) = camera.data.background_images
+    assert Path(bpy.path.abspath(background.clip.filepath)) == (folder / "video.mp4").resolve()
+    assert background.clip.frame_start == 10
+    assert bpy.context.scene.render.fps == 24
+
+
+def test_reimport_replaces_ours_and_leaves_others_alone(empty_scene, room_result):
+    folder, _ = room_result
+    theirs = bpy.data.objects.new("Geo4D room camera", None)
+    bpy.context.scene.collection.objects.link(theirs)
+    import_result(folder)
+    counts = data_counts()
+    result = import_result(folder, ImportOptions(storage="PACKED"))
+    assert data_counts() == counts
+    assert theirs.name == "Geo4D room camera" and RESULT_TAG not in theirs
+    assert result.points.name == "Geo4D room points"
+    assert result.collection.name == "Geo4D room"
+    assert result.points.modifiers[0].node_group.name == "Geo4D room points frames"
+
+
+def damage_missing_frame(folder: Path) -> None:
+    (folder / frame_file_name(2)).unlink()
+
+
+def damage_truncated_frame(folder: Path) -> None:
+    path = folder / frame_file_name(3)
+    path.write_bytes(path.read_bytes()[:-40])
+
+
+def damage_extra_camera(folder: Path) -> None:
+    path = folder / "reconstruction.json"
+    description = json.loads(path.read_text())
+    description["camera_to_world"].append(description["camera_to_world"][-1])
+    path.write_text(json.dumps(description))
+
+
+def damage_focal(folder: Path) -> None:
+    path = folder / "reconstruction.json"
+    description = json.loads(path.read_text())
+    description["intrinsics"]["fx"] = float("nan")
+    path.write_text(json.dumps(description))
+
+
+@pytest.mark.parametrize(
+    ("damage", "storage", "message"),
+    [
+        (lambda folder: shutil.rmtree(folder), "STREAMED", "is not a folder"),
+        (damage_missing_frame, "STREAMED", "frame files are missing"),
+        (damage_truncated_frame, "PACKED", "truncated"),
+        (damage_extra_camera, "PACKED", "inconsistent"),
+        (damage_focal, "STREAMED", "intrinsics"),
+    ],
+    ids=["missing-folder", "missing-frame", "truncated-ply", "frame-count", "bad-focal"],
+)
+def test_bad_result_raises_and_leaves_the_file_unchanged(empty_scene, room_result, damage, storage, message):
+    folder, _ = room_result
+    import_result(folder)
+    counts = data_counts()
+    damage(folder)
+    with pytest.raises(Geo4DError, match=message):
+        import_result(folder, ImportOptions(storage=storage))
+    assert data_counts() == counts
+
+
+def test_a_failure_half_way_removes_everything_built_so_far(empty_scene, room_result, monkeypatch):
+    folder, _ = room_result
+    counts = data_counts()
+
+    def failing_nodes(*args, **kwargs):
+        raise RuntimeError("node tree failed")
+
+    # Injects a Blender-side failure after the camera, collection, mesh and material exist.
+    monkeypatch.setattr("geo4d.point_cloud_builder.build_point_nodes", failing_nodes)
+    with pytest.raises(RuntimeError, match="node tree failed"):
+        import_result(folder)
+    assert data_counts() == counts
