@@ -1,0 +1,411 @@
+"""Video files in and out with PyAV: probe, decode a frame range at a model size, encode H.264."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import Geo4DError
+from .progress import CancelCheck, ProgressCallback, Reporter
+
+logger = logging.getLogger(__name__)
+
+# Landscape network sizes (W, H) of Geo4D. Portrait videos use the same sizes transposed (H, W):
+# the network is convolutional, so a 320x512 input is as valid as 512x320 and needs no cropping of
+# the long side.
+MODEL_SIZES = ((512, 320), (512, 384), (576, 256), (640, 192))
+# The UNet halves a latent three times and the VAE works at 1/8: model sizes are multiples of 64.
+MODEL_SIZE_MULTIPLE = 64
+MAX_MODEL_SIDE = 2048
+DEFAULT_FPS = 24.0
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds. width/height are the displayed size, after the rotation metadata.
+
+    rotation: degrees counter-clockwise (FFmpeg's display-matrix convention) by which the stored
+    (coded) picture is turned for display; a multiple of 90. num_frames is exact when the container
+    records it; otherwise it is estimated from the duration and num_frames_exact is False.
+    """
+
+    path: Path
+    width: int
+    height: int
+    coded_width: int
+    coded_height: int
+    rotation: int
+    fps: float
+    num_frames: int
+    num_frames_exact: bool
+    duration: float
+    codec: str
+    pixel_format: str
+
+
+@dataclass(frozen=True)
+class FrameMapping:
+    """How output pixels relate to the displayed video: scale, then centre crop.
+
+    Continuous pixel coordinates (pixel-edge convention of core.camera) map as
+    u_source = (u + crop_left) / scale_x and v_source = (v + crop_top) / scale_y.
+    """
+
+    source_width: int
+    source_height: int
+    width: int
+    height: int
+    scale_x: float
+    scale_y: float
+    crop_left: int
+    crop_top: int
+
+    def to_source(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Displayed-video pixel coordinates of output coordinates (u, v), any shape."""
+        return (np.asarray(u) + self.crop_left) / self.scale_x, (np.asarray(v) + self.crop_top) / self.scale_y
+
+
+@dataclass
+class VideoClip:
+    """Decoded frames of one range of a video.
+
+    frames: [T, H, W, 3] uint8 RGB, displayed orientation, resized and cropped as `mapping` says.
+    source_frames: [T] int64 indices of these frames in the video (0 = first frame).
+    decoded_frames: how many frames the decoder produced to get these (shows that seeking worked).
+    """
+
+    frames: np.ndarray
+    source_frames: np.ndarray
+    fps: float
+    info: VideoInfo
+    mapping: FrameMapping
+    decoded_frames: int
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """(W, H) from 'WxH', e.g. '512x320'. Raises ValueError saying the expected form."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        raise ValueError(f"size {text!r} is not of the form WIDTHxHEIGHT, e.g. 512x320")
+    width, height = (int(part) for part in parts)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"size {text!r} must have a positive width and height")
+    return width, height
+
+
+def choose_model_size(width: int, height: int, forced: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The network input size (W, H) for a displayed video size: the closest aspect in MODEL_SIZES.
+
+    Portrait videos (height > width) get the transposed size, e.g. 320x512. `forced` overrides the
+    choice; it must be a multiple of 64 in both directions.
+    """
+    if forced is not None:
+        forced_width, forced_height = forced
+        for name, value in (("width", forced_width), ("height", forced_height)):
+            if value <= 0 or value % MODEL_SIZE_MULTIPLE or value > MAX_MODEL_SIDE:
+                raise Geo4DError(
+                    f"Model {name} {value} is not usable: it must be a multiple of {MODEL_SIZE_MULTIPLE} "
+                    f"between {MODEL_SIZE_MULTIPLE} and {MAX_MODEL_SIDE}, e.g. 512x320."
+                )
+        logger.info(
+            "Model size %dx%d (forced) for a %dx%d video.", forced_width, forced_height, width, height
+        )
+        return forced_width, forced_height
+    portrait = height > width
+    aspect = max(width, height) / min(width, height)
+    long_side, short_side = min(MODEL_SIZES, key=lambda size: abs(math.log(size[0] / size[1] / aspect)))
+    chosen = (short_side, long_side) if portrait else (long_side, short_side)
+    logger.info(
+        "Model size %dx%d for a %dx%d video: aspect %.3f is closest to %d:%d among %s%s.",
+        *chosen,
+        width,
+        height,
+        aspect,
+        long_side,
+        short_side,
+        ", ".join(f"{w}x{h}" for w, h in MODEL_SIZES),
+        " (transposed for a portrait video)" if portrait else "",
+    )
+    return chosen
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Size, rotation, fps, frame count and codec of a video file; decodes only its first frame."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        first = _first_frame(container, stream, path)
+        return _info(path, stream, first)
+
+
+def read_frames(
+    path: str | Path,
+    start: int = 0,
+    end: int | None = None,
+    size: tuple[int, int] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> VideoClip:
+    """Decode frames start..end-1 (end None = to the last frame) as uint8 RGB, displayed orientation.
+
+    size (W, H): scale to cover it keeping the aspect, then crop the centre (see FrameMapping);
+    None keeps the displayed size. A late range seeks to the keyframe before `start` instead of
+    decoding from the beginning. Frame indices follow the timestamps at the stream's average rate.
+    """
+    path = Path(path)
+    reporter = Reporter(progress, cancel)
+    info = probe(path)
+    end = _check_range(info, start, end)
+    mapping = _frame_mapping(info, size)
+    frames, indices, decoded, last_seen = [], [], 0, -1
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            for index, frame in _frames_from(container, stream, info, start):
+                decoded += 1
+                last_seen = max(last_seen, index)
+                if index < start:
+                    continue
+                if end is not None and index >= end:
+                    break
+                if frame.is_corrupt:
+                    raise Geo4DError(
+                        f"{path} is damaged: frame {index} does not decode cleanly. Repair or re-encode it."
+                    )
+                frames.append(_to_rgb(frame, info, mapping))
+                indices.append(index)
+                reporter.report("decode video", len(frames), (end or info.num_frames) - start)
+        except av.error.FFmpegError as error:
+            near = indices[-1] + 1 if indices else start
+            raise Geo4DError(
+                f"{path} is damaged: decoding failed near frame {near} ({error.strerror}). Repair or re-encode it."
+            ) from error
+    if not frames or (end is not None and indices[-1] < end - 1):
+        available = last_seen + 1
+        raise Geo4DError(
+            f"{path} has only {available} frames (indices 0..{available - 1}); frames {start}..{(end or start + 1) - 1} "
+            "were requested. Choose a range inside the video."
+        )
+    return VideoClip(np.stack(frames), np.asarray(indices, dtype=np.int64), info.fps, info, mapping, decoded)
+
+
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, keyframe_interval: int = 24
+) -> Path:
+    """Encode [T, H, W, 3] uint8 RGB frames as H.264 (BT.709, limited range) into an .mp4.
+
+    yuv420p when W and H are even, else yuv444p (4:2:0 cannot hold odd sizes). crf 12 is close to
+    visually lossless; decoded colours still differ from `frames` by a few levels (lossy coding).
+    A keyframe at least every `keyframe_interval` frames keeps seeking cheap. The file appears
+    complete or not at all.
+    """
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(
+            f"frames must be a non-empty [T, H, W, 3] uint8 array, not {frames.dtype} {frames.shape}"
+        )
+    if not 0 < fps <= 1000:
+        raise ValueError(f"fps {fps} is outside (0, 1000]")
+    if not 0 <= crf <= 51 or keyframe_interval < 1:
+        raise ValueError(f"crf {crf} must be in [0, 51] and keyframe_interval {keyframe_interval} at least 1")
+    _, height, width, _ = frames.shape
+    pixel_format = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as error:
+        raise Geo4DError(
+            f"Cannot write to {path.parent}: {error.strerror}. Choose a writable folder."
+        ) from error
+    os.close(handle)
+    try:
+        with av.open(temporary, "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            context = stream.codec_context
+            context.gop_size = keyframe_interval
+            context.colorspace, context.color_range = av.video.reformatter.Colorspace.ITU709, 1
+            context.color_primaries = context.color_trc = 1
+            for image in frames:
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                    format=pixel_format, dst_colorspace="itu709", dst_color_range="MPEG"
+                )
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise Geo4DError(f"Video {path} does not exist. Check the path.")
+    if not path.is_file():
+        raise Geo4DError(f"{path} is not a file. Give the path of a video file.")
+    try:
+        return av.open(str(path), "r")
+    except PermissionError as error:
+        raise Geo4DError(f"Video {path} cannot be read: permission denied.") from error
+    except av.error.FFmpegError as error:
+        raise Geo4DError(
+            f"{path} cannot be opened as a video ({error.strerror}): it is damaged, incomplete or not a video file."
+        ) from error
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise Geo4DError(
+            f"{path} has no video stream (it holds {len(container.streams)} other streams). Give a video file."
+        )
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _first_frame(container, stream, path: Path) -> av.VideoFrame:
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError as error:
+        raise Geo4DError(
+            f"{path} is damaged: its first frame cannot be decoded ({error.strerror})."
+        ) from error
+    if frame is None:
+        raise Geo4DError(f"{path} holds a video stream without any frames.")
+    return frame
+
+
+def _info(path: Path, stream, first: av.VideoFrame) -> VideoInfo:
+    rate = stream.average_rate or stream.guessed_rate
+    fps = float(rate) if rate else DEFAULT_FPS
+    rotation = first.rotation
+    if rotation % 90:
+        logger.warning(
+            "%s: rotation %d degrees is not a multiple of 90; using %d.",
+            path,
+            rotation,
+            round(rotation / 90) * 90,
+        )
+    rotation = (round(rotation / 90) * 90) % 360
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = float(stream.container.duration or 0) / av.time_base
+    exact = bool(stream.frames)
+    num_frames = stream.frames if exact else max(1, round(duration * fps))
+    quarter_turn = rotation in (90, 270)
+    width, height = (first.height, first.width) if quarter_turn else (first.width, first.height)
+    return VideoInfo(
+        path=path,
+        width=width,
+        height=height,
+        coded_width=first.width,
+        coded_height=first.height,
+        rotation=rotation,
+        fps=fps,
+        num_frames=num_frames,
+        num_frames_exact=exact,
+        duration=duration,
+        codec=stream.codec_context.name,
+        pixel_format=first.format.name,
+    )
+
+
+def _check_range(info: VideoInfo, start: int, end: int | None) -> int | None:
+    """Validate a frame range; returns end (None = to the end when the frame count is estimated)."""
+    if start < 0 or (end is not None and end <= start):
+        raise Geo4DError(f"Frame range {start}..{end} is empty or negative. Give 0 <= start < end.")
+    known = info.num_frames if info.num_frames_exact else None
+    if known is not None and (start >= known or (end is not None and end > known)):
+        raise Geo4DError(
+            f"{info.path} has {known} frames (indices 0..{known - 1}); frames {start}..{(end or known) - 1} "
+            "were requested. Choose a range inside the video."
+        )
+    return known if end is None else end
+
+
+def _frame_mapping(info: VideoInfo, size: tuple[int, int] | None) -> FrameMapping:
+    if size is None:
+        return FrameMapping(info.width, info.height, info.width, info.height, 1.0, 1.0, 0, 0)
+    width, height = size
+    scale = max(width / info.width, height / info.height)
+    scaled_width = max(width, round(info.width * scale))
+    scaled_height = max(height, round(info.height * scale))
+    return FrameMapping(
+        source_width=info.width,
+        source_height=info.height,
+        width=width,
+        height=height,
+        scale_x=scaled_width / info.width,
+        scale_y=scaled_height / info.height,
+        crop_left=(scaled_width - width) // 2,
+        crop_top=(scaled_height - height) // 2,
+    )
+
+
+def _frames_from(container, stream, info: VideoInfo, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(index, frame) of a freshly opened stream, from the keyframe before `start` on.
+
+    Seeks back further if the container's index lands after `start`; decodes from the beginning
+    when that fails, when the stream cannot seek, or when it lacks timestamps (then frames are counted).
+    """
+    origin = stream.start_time or 0
+    ticks_per_frame = 1.0 / (info.fps * float(stream.time_base))
+    for back_off in (0.0, 2.0, 10.0) if start > 0 else ():
+        offset = max(origin, origin + int((start - 0.5 - back_off * info.fps) * ticks_per_frame))
+        try:
+            container.seek(offset, backward=True, any_frame=False, stream=stream)
+        except av.error.FFmpegError:
+            logger.debug("%s cannot seek; decoding from the first frame.", info.path)
+            break
+        frames = container.decode(stream)
+        first = next(frames, None)
+        if first is None or first.pts is None or offset == origin:
+            break
+        first_index = round((first.pts - origin) / ticks_per_frame)
+        if first_index <= start:
+            yield first_index, first
+            yield from _indexed(frames, origin, ticks_per_frame)
+            return
+        logger.debug("Seek for frame %d landed on frame %d; seeking further back.", start, first_index)
+    if start > 0:
+        container.seek(origin, backward=True, any_frame=False, stream=stream)
+    yield from _indexed(container.decode(stream), origin, ticks_per_frame)
+
+
+def _indexed(
+    frames: Iterator[av.VideoFrame], origin: int, ticks_per_frame: float
+) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Frame indices from timestamps at the average rate; by counting where timestamps are missing."""
+    for count, frame in enumerate(frames):
+        yield (count if frame.pts is None else round((frame.pts - origin) / ticks_per_frame)), frame
+
+
+def _to_rgb(frame: av.VideoFrame, info: VideoInfo, mapping: FrameMapping) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of a decoded frame: scaled in coded orientation, rotated, centre-cropped."""
+    scaled_width = round(mapping.scale_x * mapping.source_width)
+    scaled_height = round(mapping.scale_y * mapping.source_height)
+    if info.rotation in (90, 270):
+        scaled_width, scaled_height = scaled_height, scaled_width
+    shrinking = scaled_width * scaled_height < frame.width * frame.height
+    image = frame.to_ndarray(
+        width=scaled_width,
+        height=scaled_height,
+        format="rgb24",
+        interpolation="AREA" if shrinking else "BICUBIC",
+        src_color_range=frame.color_range,
+    )
+    image = np.rot90(image, k=info.rotation // 90)
+    top, left = mapping.crop_top, mapping.crop_left
+    return np.ascontiguousarray(image[top : top + mapping.height, left : left + mapping.width])
