@@ -391,8 +391,10 @@ class UNet3D(nn.Module):
         fps: `[B]` integer frame rates (None = `config.default_fps` for every element).
         Returns `[B, out_channels, T, h, w]` in x's dtype.
         """
-        batch, _, frames = x.shape[:3]
         base = self.config.model_channels
+        if x.ndim != 5 or x.shape[1] != self.config.in_channels:
+            raise ValueError(f"x shape {tuple(x.shape)}: expected [B, {self.config.in_channels}, T, h, w]")
+        batch, _, frames = x.shape[:3]
         if fps is None:
             fps = torch.full((batch,), self.config.default_fps, dtype=torch.long, device=x.device)
         emb = self.time_embed(sinusoidal_embedding(timesteps, base).to(x.dtype))

@@ -76,3 +76,18 @@ def test_constant_context_is_prompt_text_then_resampled_zero_image() -> None:
     torch.testing.assert_close(context[:, :77], prompt_features)
     assert (context[:, :77] - blank).abs().max() > 1e-3
     torch.testing.assert_close(constant_context(text, image, resampler), context, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_attention_equals_torch_multihead_attention(causal: bool) -> None:
+    """open_clip's blocks run torch's MultiheadAttention; the visual tower uses it without a mask."""
+    torch.manual_seed(5)
+    ours = clip.PackedSelfAttention(width=32, heads=4)
+    torch.nn.init.normal_(ours.in_proj_bias)
+    theirs = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(2, 9, 32)
+    mask = torch.full((9, 9), float("-inf")).triu(1) if causal else None
+    with torch.no_grad():
+        expected, _ = theirs(x, x, x, attn_mask=mask, need_weights=False)
+        torch.testing.assert_close(ours(x, causal), expected, atol=1e-6, rtol=0)

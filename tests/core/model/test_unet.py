@@ -118,8 +118,10 @@ def test_bfloat16_forward_follows_float32() -> None:
     assert relative < 0.05
 
 
-def test_context_of_the_wrong_length_is_refused() -> None:
+def test_inputs_of_the_wrong_shape_are_refused() -> None:
     unet = UNet3D(NetworkConfig.tiny().unet)
     x, t, context, fps = tiny_inputs(frames=4)
     with pytest.raises(ValueError, match=r"77 text \+ 16 image tokens x 4 frames"):
         unet(x, t, context[:, :-16], fps)
+    with pytest.raises(ValueError, match=r"expected \[B, 20, T, h, w\]"):
+        unet(x[:, :16], t, context, fps)
