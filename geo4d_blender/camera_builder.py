@@ -133,6 +133,6 @@ def _add_footage(
     background = data.background_images.new()
     background.source = "MOVIE_CLIP"
     background.clip = clip
-    background.frame_method = "STRETCH"
+    background.frame_method = "CROP"  # core.video scales to cover, then crops the centre
     background.alpha = 1.0
     return warnings
