@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc, Interpolation
 
 from .errors import Geo4DError
 from .progress import CancelCheck, ProgressCallback, Reporter
@@ -27,6 +28,9 @@ MODEL_SIZES = ((512, 320), (512, 384), (576, 256), (640, 192))
 MODEL_SIZE_MULTIPLE = 64
 MAX_MODEL_SIDE = 2048
 DEFAULT_FPS = 24.0
+# swscale's default YUV <-> RGB path rounds towards darker values (about -1 level per channel for
+# 4:2:0); exact rounding and full chroma interpolation remove that bias.
+_ACCURATE = Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
 
 
 @dataclass(frozen=True)
@@ -234,14 +238,18 @@ def write_video(
             stream.options = {"crf": str(crf), "preset": "medium"}
             context = stream.codec_context
             context.gop_size = keyframe_interval
-            context.colorspace, context.color_range = av.video.reformatter.Colorspace.ITU709, 1
-            context.color_primaries = context.color_trc = 1
+            context.colorspace, context.color_range = Colorspace.ITU709, ColorRange.MPEG
+            context.color_primaries, context.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
             for image in frames:
                 frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
-                    format=pixel_format, dst_colorspace="itu709", dst_color_range="MPEG"
+                    format=pixel_format,
+                    dst_colorspace="itu709",
+                    dst_color_range="MPEG",
+                    interpolation=int(Interpolation.BILINEAR | _ACCURATE),
                 )
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -403,7 +411,7 @@ def _to_rgb(frame: av.VideoFrame, info: VideoInfo, mapping: FrameMapping) -> np.
         width=scaled_width,
         height=scaled_height,
         format="rgb24",
-        interpolation="AREA" if shrinking else "BICUBIC",
+        interpolation=int((Interpolation.AREA if shrinking else Interpolation.BICUBIC) | _ACCURATE),
         src_color_range=frame.color_range,
     )
     image = np.rot90(image, k=info.rotation // 90)

@@ -2,9 +2,11 @@
 
 import sys
 
+from .commands import import_result
 from .core.cli import main as run_cli
+from .core.commands import synth
 
-COMMANDS = ()
+COMMANDS = (synth, import_result)
 
 
 def main() -> int:
