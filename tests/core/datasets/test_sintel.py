@@ -1,4 +1,4 @@
-"""Sintel reader on a fake MPI-Sintel tree: final-pass PNGs, .dpt depth and .cam cameras written byte by byte."""
+"""Sintel reader on a fake MPI-Sintel tree: final-pass PNGs, and .dpt and .cam files written byte by byte."""
 
 import struct
 
@@ -27,13 +27,7 @@ def write_cam(path, intrinsic, world_to_camera):
     )
 
 
-def rotation(angle, axis):
-    axis = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
-
-
-def make_sequence(root, name, frames, seed):
+def make_sequence(root, name, frames, seed, rotation_of):
     """Write one sequence; returns its ground truth: images, depths, intrinsics, world-to-camera."""
     rng = np.random.default_rng(seed)
     truth = {"images": [], "depths": [], "intrinsics": [], "world_to_camera": []}
@@ -46,7 +40,7 @@ def make_sequence(root, name, frames, seed):
         intrinsic = np.array(
             [[8.0 + index, 0, (WIDTH - 1) / 2], [0, 8.0 + index, (HEIGHT - 1) / 2], [0, 0, 1]]
         )
-        extrinsic = np.hstack([rotation(0.3 * index, rng.normal(size=3)), rng.normal(size=(3, 1))])
+        extrinsic = np.hstack([rotation_of(rng.normal(size=3)), rng.normal(size=(3, 1))])
         write_png(root / "training" / "final" / name / f"{stem}.png", image)
         write_dpt(root / "training" / "depth" / name / f"{stem}.dpt", depth)
         write_cam(root / "training" / "camdata_left" / name / f"{stem}.cam", intrinsic, extrinsic)
@@ -56,10 +50,10 @@ def make_sequence(root, name, frames, seed):
 
 
 @pytest.fixture
-def sintel_root(tmp_path):
+def sintel_root(tmp_path, rotation_of):
     truths = {
-        "alley_2": make_sequence(tmp_path, "alley_2", 3, 0),
-        "bamboo_1": make_sequence(tmp_path, "bamboo_1", 2, 1),
+        "alley_2": make_sequence(tmp_path, "alley_2", 3, 0, rotation_of),
+        "bamboo_1": make_sequence(tmp_path, "bamboo_1", 2, 1, rotation_of),
     }
     return tmp_path, truths
 
