@@ -1,0 +1,94 @@
+"""Build the installable Blender extension zip into dist/ with the blender_ext.py that ships in the bpy wheel.
+
+The zip has the package's shape (DESIGN.md): geo4d_blender's files at its root beside
+blender_manifest.toml, and core/, operators/, ui/ as sub-packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent
+MANIFEST = "blender_manifest.toml"
+ROOT_PACKAGE = "geo4d_blender"
+SUBPACKAGES = ("core", "operators", "ui")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+
+
+class BuildError(Exception):
+    """The extension could not be validated or built; the message says why."""
+
+
+def blender_ext_script() -> Path:
+    """Path of blender_ext.py inside the installed bpy wheel (bpy/<version>/scripts/addons_core/bl_pkg/cli)."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or spec.origin is None:
+        raise BuildError(
+            "The bpy module is not installed: run `make test` (or pip install bpy==5.0.1) first."
+        )
+    scripts = sorted(Path(spec.origin).parent.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not scripts:
+        raise BuildError(
+            f"No blender_ext.py found under {Path(spec.origin).parent}: the bpy install is incomplete."
+        )
+    return scripts[-1]
+
+
+def stage(source: Path, staging: Path) -> None:
+    """Copy the extension's files into the empty folder `staging` in the zip's layout."""
+    shutil.copytree(source / ROOT_PACKAGE, staging, ignore=_IGNORED, dirs_exist_ok=True)
+    shutil.copy2(source / MANIFEST, staging / MANIFEST)
+    for name in SUBPACKAGES:
+        shutil.copytree(source / name, staging / name, ignore=_IGNORED)
+
+
+def _run_blender_ext(*arguments: str) -> str:
+    command = [sys.executable, str(blender_ext_script()), *arguments]
+    completed = subprocess.run(command, capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise BuildError(f"blender_ext.py {arguments[0]} failed:\n{completed.stdout}{completed.stderr}")
+    return completed.stdout
+
+
+def build(output_dir: Path, source: Path = ROOT) -> Path:
+    """Validate the manifest and write the extension zip into output_dir; returns the zip's path."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="geo4d-extension-") as temporary:
+        staging = Path(temporary) / "geo4d"
+        stage(source, staging)
+        _run_blender_ext("validate", str(staging))
+        before = set(output_dir.glob("*.zip"))
+        _run_blender_ext("build", "--source-dir", str(staging), "--output-dir", str(output_dir))
+    built = sorted(set(output_dir.glob("*.zip")) - before) or sorted(output_dir.glob("*.zip"))
+    if not built:
+        raise BuildError(f"blender_ext.py build reported success but wrote no zip into {output_dir}.")
+    return max(built, key=lambda path: path.stat().st_mtime)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--output-dir", type=Path, default=ROOT / "dist", help="where the zip goes (default dist/)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        path = build(args.output_dir.resolve())
+    except BuildError as error:
+        print(f"build.py: error: {error}", file=sys.stderr)
+        return 1
+    print(f"Built {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
