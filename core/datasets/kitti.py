@@ -45,9 +45,14 @@ CROPPED_DEPTH_NAME = re.compile(
 )
 
 
-def _sequence(
-    name: str, frame_files: list[Path], depth_files: list[Path], intrinsics: np.ndarray | None, indices
+def drive_sequence(
+    name: str,
+    frame_files: list[Path],
+    depth_files: list[Path],
+    intrinsics: np.ndarray | None,
+    frame_numbers: Sequence[int],
 ) -> BenchmarkSequence:
+    """A drive's chosen frames; KITTI depth has no poses to compare against."""
     return BenchmarkSequence(
         dataset=SPEC.name,
         name=name,
@@ -56,7 +61,7 @@ def _sequence(
         depth_reader=partial(read_depth_png, units_per_metre=DEPTH_UNITS_PER_METRE),
         camera_to_world=None,
         intrinsics=intrinsics,
-        frame_indices=np.asarray(indices, dtype=np.int64),
+        frame_indices=np.asarray(frame_numbers, dtype=np.int64),
         fps=SPEC.fps,
         input_size=SPEC.input_size,
         max_depth=SPEC.max_depth,
@@ -97,7 +102,9 @@ def read_annotated_drive(root: Path, name: str) -> BenchmarkSequence:
         if camera_matrix is None
         else np.tile(intrinsics_from_matrix(camera_matrix), (len(frame_files), 1))
     )
-    return _sequence(name, frame_files, depth_files, intrinsics, [int(path.stem) for path in depth_files])
+    return drive_sequence(
+        name, frame_files, depth_files, intrinsics, [int(path.stem) for path in depth_files]
+    )
 
 
 def cropped_drives(cropped: Path) -> dict[str, list[tuple[int, Path]]]:
@@ -125,7 +132,7 @@ def read_cropped_drive(cropped: Path, name: str, files: list[tuple[int, Path]]) 
         raise Geo4DError(
             f"An intrinsics file of {name} in {cropped / 'intrinsics'} does not hold 9 numbers ({error})."
         ) from error
-    return _sequence(
+    return drive_sequence(
         name, frame_files, depth_files, intrinsics_from_matrix(matrices), [frame for frame, _ in files]
     )
 

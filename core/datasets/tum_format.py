@@ -136,7 +136,9 @@ def read_rgbd_folder(
             len(chosen),
             MAX_TIME_DIFFERENCE,
         )
-    camera_to_world = np.where(pose_partner[chosen, None, None] >= 0, poses[pose_partner[chosen]], np.nan)
+    camera_to_world = np.full((len(chosen), 4, 4), np.nan)
+    has_pose = pose_partner[chosen] >= 0
+    camera_to_world[has_pose] = poses[pose_partner[chosen][has_pose]]
     intrinsics = (
         None if camera_matrix is None else np.tile(intrinsics_from_matrix(camera_matrix), (len(chosen), 1))
     )

@@ -66,3 +66,11 @@ def test_sequence_too_short_for_the_protocol_is_refused(tmp_path, write_tum_fold
     write_tum_folder(tmp_path / "rgbd_bonn_balloon2", rgb, rgb, rgb)
     with pytest.raises(Geo4DError, match=r"rgbd_bonn_balloon2 has no usable frames: rgb.txt lists 20 images"):
         load_benchmark("bonn", tmp_path, sequences=["balloon2"])
+
+
+def test_sequence_without_any_pose_still_gives_its_depth_frames(tmp_path, write_tum_folder):
+    rgb = 10.0 + np.arange(35) / 30.0
+    write_tum_folder(tmp_path / "rgbd_bonn_crowd2", rgb, rgb + 0.001, [])
+    (crowd,) = load_benchmark("bonn", tmp_path, sequences=["crowd2"])
+    assert crowd.num_frames == 5 and not crowd.pose_valid.any()
+    assert crowd.read_depth()[1].any()
