@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 VIDEO_NAME = "video.mp4"
 AMBIENT = 0.35
+# Shadow rays start this far (metres) off the surface so that they do not hit it again.
+SHADOW_OFFSET = 1e-4
 
 
 @dataclass(frozen=True)
@@ -74,109 +76,133 @@ class Renderer:
         self.camera_to_world = self.scene.camera.camera_to_world(self.times)
         u, v = pixel_centers(config.height, config.width, dtype=np.float64)
         k = self.intrinsics
-        # Camera-frame ray directions with z = 1, so a hit's ray parameter is its depth.
-        self._rays = np.stack([(u - k.cx) / k.fx, (v - k.cy) / k.fy, np.ones_like(u)], axis=-1).reshape(-1, 3)
+        # Camera-frame ray directions [3, N] with z = 1, so a hit's ray parameter is its depth.
+        self._rays = np.stack([(u - k.cx) / k.fx, (v - k.cy) / k.fy, np.ones_like(u)]).reshape(3, -1)
 
     def render(self, index: int) -> FrameRender:
-        """Ray-cast frame `index`: nearest hit per pixel, then texture and Lambert shading per surface."""
+        """Ray-cast frame `index`: nearest hit per pixel, then texture and Lambert shading with sun shadows."""
         scene, t = self.scene, self.times[index]
         camera_to_world = self.camera_to_world[index]
-        origin = camera_to_world[:3, 3]
-        directions = self._rays @ camera_to_world[:3, :3].T
-        box_poses = [box.motion.pose(t) for box in scene.boxes]
-        sphere_poses = [sphere.motion.pose(t) for sphere in scene.spheres]
+        origin = camera_to_world[:3, 3:4]
+        directions = camera_to_world[:3, :3] @ self._rays
+        # (rotation local -> world, centre) per surface id; sky and ground use the world frame.
+        poses = [(np.eye(3), np.zeros(3))] * 2
+        poses += [shape.motion.pose(t) for shape in (*scene.boxes, *scene.spheres)]
+        depth, surface = self._nearest_hits(origin, directions, poses)
 
-        depth = _hit_ground(origin, directions, scene.ground_radius)
-        surface = np.where(np.isfinite(depth), 1, 0).astype(np.int32)
-        candidates = [
-            _hit_box(origin, directions, *pose, box.half_size)
-            for box, pose in zip(scene.boxes, box_poses, strict=True)
-        ]
-        candidates += [
-            _hit_sphere(origin, directions, centre, sphere.radius)
-            for sphere, (_, centre) in zip(scene.spheres, sphere_poses, strict=True)
-        ]
-        for surface_id, distance in enumerate(candidates, start=2):
-            nearer = distance < depth
-            depth = np.where(nearer, distance, depth)
-            surface[nearer] = surface_id
-
-        color = np.empty((len(directions), 3), dtype=np.float32)
+        color = np.empty((directions.shape[1], 3), dtype=np.float32)
         sky = surface == 0
-        elevation = np.clip(directions[sky, 2] / np.linalg.norm(directions[sky], axis=1), 0.0, 1.0)[:, None]
+        elevation = np.clip(directions[2, sky] / np.linalg.norm(directions[:, sky], axis=0), 0.0, 1.0)[
+            :, None
+        ]
         color[sky] = scene.sky_horizon + (scene.sky_zenith - scene.sky_horizon) * np.sqrt(elevation)
-        textures = (
-            [scene.ground]
-            + [box.texture for box in scene.boxes]
-            + [sphere.texture for sphere in scene.spheres]
-        )
-        poses = [(np.eye(3), np.zeros(3))] + box_poses + sphere_poses
-        for surface_id in np.unique(surface[~sky]):
+        textures = [
+            scene.ground,
+            *(box.texture for box in scene.boxes),
+            *(sphere.texture for sphere in scene.spheres),
+        ]
+        for surface_id in np.flatnonzero(np.bincount(surface, minlength=2)[1:]) + 1:
             pixels = np.flatnonzero(surface == surface_id)
-            rotation, centre = poses[surface_id - 1]
-            local = (origin + depth[pixels, None] * directions[pixels] - centre) @ rotation
+            rotation, centre = poses[surface_id]
+            world = origin + depth[pixels] * directions[:, pixels]
+            local = rotation.T @ (world - centre[:, None])
             local_normal = self._local_normals(surface_id, local)
+            normal = rotation @ local_normal
             footprint = depth[pixels] / self.intrinsics.fx
-            albedo = textures[surface_id - 1].evaluate(local, local_normal, footprint)
-            light = AMBIENT + (1 - AMBIENT) * np.clip((local_normal @ rotation.T) @ scene.sun, 0.0, 1.0)
-            color[pixels] = albedo * light[:, None].astype(np.float32)
+            albedo = textures[surface_id - 1].evaluate(local.T, local_normal.T, footprint)
+            sunlit = np.clip(scene.sun @ normal, 0.0, 1.0)
+            lit = sunlit > 0
+            shadow_origins = world[:, lit] + SHADOW_OFFSET * normal[:, lit]
+            shadow_directions = np.broadcast_to(scene.sun[:, None], shadow_origins.shape)
+            sunlit[lit] *= np.isinf(
+                self._nearest_hits(shadow_origins, shadow_directions, poses, ground=False)[0]
+            )
+            color[pixels] = albedo * (AMBIENT + (1 - AMBIENT) * sunlit)[:, None].astype(np.float32)
 
         height, width = self.config.height, self.config.width
         depth = np.where(sky, 0.0, depth).astype(np.float32).reshape(height, width)
         color = np.round(np.clip(color, 0.0, 1.0) * 255).astype(np.uint8).reshape(height, width, 3)
         return FrameRender(depth, color, surface.reshape(height, width))
 
+    def _nearest_hits(
+        self, origins: np.ndarray, directions: np.ndarray, poses: list, ground: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest ray parameter [N] (inf on no hit) and surface id [N] int32 (0 = none) of rays
+        origins [3, 1 or N] + t directions [3, N] in the world, objects posed by `poses` (by surface id)."""
+        scene = self.scene
+        if ground:
+            depth = _hit_ground(origins, directions, scene.ground_radius)
+        else:
+            depth = np.full(directions.shape[1], np.inf)
+        surface = np.where(np.isfinite(depth), 1, 0).astype(np.int32)
+        for offset, box in enumerate(scene.boxes):
+            distance = _hit_box(origins, directions, *poses[2 + offset], box.half_size)
+            nearer = distance < depth
+            depth = np.where(nearer, distance, depth)
+            surface[nearer] = 2 + offset
+        for offset, sphere in enumerate(scene.spheres, start=2 + len(scene.boxes)):
+            distance = _hit_sphere(origins, directions, poses[offset][1], sphere.radius)
+            nearer = distance < depth
+            depth = np.where(nearer, distance, depth)
+            surface[nearer] = offset
+        return depth, surface
+
     def _local_normals(self, surface_id: int, local: np.ndarray) -> np.ndarray:
-        """Unit outward normals [N, 3] in a surface's local frame at local hit points [N, 3]."""
+        """Unit outward normals [3, N] in a surface's local frame at local hit points [3, N]."""
         boxes = self.scene.boxes
         if surface_id == 1:
-            return np.broadcast_to(np.array([0.0, 0.0, 1.0]), local.shape)
+            return np.repeat(np.array([[0.0], [0.0], [1.0]]), local.shape[1], axis=1)
         if surface_id - 2 < len(boxes):
-            scaled = local / boxes[surface_id - 2].half_size
-            face = np.abs(scaled).argmax(axis=1)
+            scaled = local / boxes[surface_id - 2].half_size[:, None]
+            face = np.abs(scaled).argmax(axis=0)
+            columns = np.arange(local.shape[1])
             normals = np.zeros_like(local)
-            normals[np.arange(len(local)), face] = np.sign(scaled[np.arange(len(local)), face])
+            normals[face, columns] = np.sign(scaled[face, columns])
             return normals
-        return local / np.linalg.norm(local, axis=1, keepdims=True)
+        return local / np.linalg.norm(local, axis=0)
 
 
-def _hit_ground(origin: np.ndarray, directions: np.ndarray, radius: float) -> np.ndarray:
-    """Ray parameters [N] of hits on the ground disc z = 0 of `radius` around the origin; inf on a miss."""
+def _hit_ground(origins: np.ndarray, directions: np.ndarray, radius: float) -> np.ndarray:
+    """Ray parameters [N] of hits on the ground disc z = 0 of `radius` around the world origin; inf on a miss.
+
+    origins [3, 1 or N], directions [3, N]: the component-major layout of all ray functions here.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = -origin[2] / directions[:, 2]
-    hit_xy = origin[:2] + t[:, None] * directions[:, :2]
-    hit = (t > 0) & (np.einsum("ij,ij->i", hit_xy, hit_xy) < radius * radius)
-    return np.where(hit, t, np.inf)
+        t = -origins[2] / directions[2]
+    x = origins[0] + t * directions[0]
+    y = origins[1] + t * directions[1]
+    return np.where((t > 0) & (x * x + y * y < radius * radius), t, np.inf)
 
 
 def _hit_box(
-    origin: np.ndarray,
+    origins: np.ndarray,
     directions: np.ndarray,
     rotation: np.ndarray,
     centre: np.ndarray,
     half_size: np.ndarray,
 ) -> np.ndarray:
     """Ray parameters [N] of the entry points into an oriented box (slab test in its frame); inf on a miss."""
-    local_origin = (origin - centre) @ rotation
-    local_directions = directions @ rotation
+    local_origins = rotation.T @ (origins - centre[:, None])
+    local_directions = rotation.T @ directions
+    half = half_size[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         inverse = 1.0 / local_directions
-        t_low = (-half_size - local_origin) * inverse
-        t_high = (half_size - local_origin) * inverse
-    near = np.minimum(t_low, t_high).max(axis=1)
-    far = np.maximum(t_low, t_high).min(axis=1)
+        t_low = (-half - local_origins) * inverse
+        t_high = (half - local_origins) * inverse
+    near = np.minimum(t_low, t_high).max(axis=0)
+    far = np.maximum(t_low, t_high).min(axis=0)
     return np.where((near <= far) & (near > 0), near, np.inf)
 
 
-def _hit_sphere(origin: np.ndarray, directions: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+def _hit_sphere(origins: np.ndarray, directions: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
     """Ray parameters [N] of the first hits on a sphere seen from outside; inf on a miss.
 
     Uses t = c / (-b + sqrt(b^2 - a c)), which keeps full precision for small, distant spheres.
     """
-    offset = origin - centre
-    a = np.einsum("ij,ij->i", directions, directions)
-    b = directions @ offset
-    c = offset @ offset - radius * radius
+    offset = origins - centre[:, None]
+    a = (directions * directions).sum(axis=0)
+    b = (directions * offset).sum(axis=0)
+    c = (offset * offset).sum(axis=0) - radius * radius
     discriminant = b * b - a * c
     with np.errstate(divide="ignore", invalid="ignore"):
         t = c / (-b + np.sqrt(discriminant))
