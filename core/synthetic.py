@@ -70,7 +70,7 @@ class Renderer:
     def __init__(self, config: SceneConfig) -> None:
         self.config = config
         self.scene = build_scene(config.seed)
-        focal = config.width / 2 / math.tan(self.scene.horizontal_fov / 2)
+        focal = max(config.width, config.height) / 2 / math.tan(self.scene.field_of_view / 2)
         self.intrinsics = Intrinsics(focal, focal, config.width / 2, config.height / 2)
         self.times = np.arange(config.frames) / config.fps
         self.camera_to_world = self.scene.camera.camera_to_world(self.times)

@@ -204,7 +204,7 @@ class Scene:
     boxes: tuple[Box, ...]
     spheres: tuple[Sphere, ...]
     camera: CameraPath
-    horizontal_fov: float
+    field_of_view: float
     sun: np.ndarray
     sky_horizon: np.ndarray
     sky_zenith: np.ndarray
@@ -213,7 +213,7 @@ class Scene:
         """JSON-ready description for a result's settings."""
         moving = sum(not shape.motion.is_static for shape in (*self.boxes, *self.spheres))
         return {
-            "horizontal_fov_degrees": round(math.degrees(self.horizontal_fov), 3),
+            "field_of_view_degrees": round(math.degrees(self.field_of_view), 3),
             "boxes": len(self.boxes),
             "spheres": len(self.spheres),
             "moving_objects": moving,
@@ -304,8 +304,9 @@ def _object_positions(
 
 
 def build_scene(seed: int) -> Scene:
-    """The scene of a seed: a room of 0-4 walls on a textured ground, 3-6 boxes (some floating and tilted)
-    and 2-4 spheres (1-3 of them moving), a camera orbiting outside the objects and a horizontal field of view of 40-80 degrees.
+    """The scene of a seed: a room of 0-4 walls on a textured ground, 3-6 boxes (some floating and
+    tilted) and 2-4 spheres (1-3 of them moving), a camera orbiting outside the objects, and a field
+    of view of 40-80 degrees across the longer image side (as a lens gives, landscape or portrait).
 
     Objects stay within 3.9 m of the centre at all times and the camera at least 4.2 m away, so the
     camera never enters an object.
@@ -383,7 +384,7 @@ def build_scene(seed: int) -> Scene:
         boxes=(*walls, *boxes),
         spheres=tuple(spheres),
         camera=camera,
-        horizontal_fov=math.radians(rng.uniform(40.0, 80.0)),
+        field_of_view=math.radians(rng.uniform(40.0, 80.0)),
         sun=sun,
         sky_horizon=np.array(
             colorsys.hsv_to_rgb(rng.uniform(0.5, 0.65), rng.uniform(0.05, 0.3), 0.95), np.float32

@@ -138,6 +138,11 @@ def test_a_seed_is_the_same_scene_at_any_size():
     large = Renderer(SceneConfig(frames=3, width=128, height=80, seed=5))
     np.testing.assert_array_equal(small.camera_to_world, large.camera_to_world)
     assert large.intrinsics.fx == pytest.approx(2 * small.intrinsics.fx)
+    # Portrait: the same lens, so the same focal across the longer side.
+    portrait = Renderer(SceneConfig(frames=3, width=40, height=64, seed=5))
+    assert portrait.intrinsics.fx == pytest.approx(small.intrinsics.fx)
+    assert (portrait.intrinsics.cx, portrait.intrinsics.cy) == (20.0, 32.0)
+    assert portrait.render(0).depth.shape == (64, 40)
 
 
 @pytest.mark.parametrize("seed", range(4))
