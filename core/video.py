@@ -196,7 +196,7 @@ def read_frames(
     if not frames or (end is not None and indices[-1] < end - 1):
         available = last_seen + 1
         raise Geo4DError(
-            f"{path} has only {available} frames (indices 0..{available - 1}); frames {start}..{(end or start + 1) - 1} "
+            f"{path} has only {available} frames (indices 0..{available - 1}); {_describe_range(start, end)} "
             "were requested. Choose a range inside the video."
         )
     return VideoClip(np.stack(frames), np.asarray(indices, dtype=np.int64), info.fps, info, mapping, decoded)
@@ -337,16 +337,26 @@ def _check_range(info: VideoInfo, start: int, end: int | None) -> int | None:
     known = info.num_frames if info.num_frames_exact else None
     if known is not None and (start >= known or (end is not None and end > known)):
         raise Geo4DError(
-            f"{info.path} has {known} frames (indices 0..{known - 1}); frames {start}..{(end or known) - 1} "
+            f"{info.path} has {known} frames (indices 0..{known - 1}); {_describe_range(start, end)} "
             "were requested. Choose a range inside the video."
         )
     return known if end is None else end
+
+
+def _describe_range(start: int, end: int | None) -> str:
+    return f"frames {start}..{end - 1}" if end is not None else f"frames {start} to the end"
 
 
 def _frame_mapping(info: VideoInfo, size: tuple[int, int] | None) -> FrameMapping:
     if size is None:
         return FrameMapping(info.width, info.height, info.width, info.height, 1.0, 1.0, 0, 0)
     width, height = size
+    if not (
+        isinstance(width, int) and isinstance(height, int) and 0 < width <= 16384 and 0 < height <= 16384
+    ):
+        raise Geo4DError(
+            f"Output size {size} is not usable: give positive integer (width, height), e.g. (512, 320)."
+        )
     scale = max(width / info.width, height / info.height)
     scaled_width = max(width, round(info.width * scale))
     scaled_height = max(height, round(info.height * scale))

@@ -91,7 +91,7 @@ def test_range_past_the_end_names_the_frame_count(long_video):
     path, _ = long_video
     with pytest.raises(Geo4DError, match="has 120 frames"):
         read_frames(path, start=118, end=125)
-    with pytest.raises(Geo4DError, match="has 120 frames"):
+    with pytest.raises(Geo4DError, match="has 120 frames .*; frames 120 to the end were requested"):
         read_frames(path, start=120)
     with pytest.raises(Geo4DError, match="empty or negative"):
         read_frames(path, start=5, end=5)
@@ -126,6 +126,8 @@ def test_resize_covers_the_model_size_and_crops_the_centre(long_video):
     # The white quadrant ends at source row 24 = output row 24 * 8 - 32 = 160 and column 32 * 8 = 256.
     image = clip.frames[0].astype(int)
     assert image[150, 240].min() > 200 and image[170, 240].max() < 60 and image[150, 270].max() < 60
+    with pytest.raises(Geo4DError, match="Output size"):
+        read_frames(path, 0, 2, size=(0, 320))
 
 
 @pytest.mark.parametrize("rotation", [90, -90, 180])
