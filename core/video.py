@@ -106,11 +106,18 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def choose_model_size(width: int, height: int, forced: tuple[int, int] | None = None) -> tuple[int, int]:
-    """The network input size (W, H) for a displayed video size: the closest aspect in MODEL_SIZES.
+def choose_model_size(
+    width: int,
+    height: int,
+    forced: tuple[int, int] | None = None,
+    sizes: tuple[tuple[int, int], ...] = MODEL_SIZES,
+) -> tuple[int, int]:
+    """The network input size (W, H) for a displayed video size: the closest aspect in `sizes`.
 
-    Portrait videos (height > width) get the transposed size, e.g. 320x512. `forced` overrides the
-    choice; it must be a multiple of 64 in both directions.
+    sizes: the landscape (W, H) sizes the network was made for (MODEL_SIZES for the published model;
+    a smaller model has its own, NetworkConfig.input_sizes). Portrait videos (height > width) get the
+    transposed size, e.g. 320x512. `forced` overrides the choice; it must be a multiple of 64 in both
+    directions.
     """
     if forced is not None:
         forced_width, forced_height = forced
@@ -126,7 +133,9 @@ def choose_model_size(width: int, height: int, forced: tuple[int, int] | None = 
         return forced_width, forced_height
     portrait = height > width
     aspect = max(width, height) / min(width, height)
-    long_side, short_side = min(MODEL_SIZES, key=lambda size: abs(math.log(size[0] / size[1] / aspect)))
+    if not sizes:
+        raise ValueError("choose_model_size needs at least one size in `sizes`.")
+    long_side, short_side = min(sizes, key=lambda size: abs(math.log(size[0] / size[1] / aspect)))
     chosen = (short_side, long_side) if portrait else (long_side, short_side)
     logger.info(
         "Model size %dx%d for a %dx%d video: aspect %.3f is closest to %d:%d among %s%s.",
@@ -136,7 +145,7 @@ def choose_model_size(width: int, height: int, forced: tuple[int, int] | None = 
         aspect,
         long_side,
         short_side,
-        ", ".join(f"{w}x{h}" for w, h in MODEL_SIZES),
+        ", ".join(f"{w}x{h}" for w, h in sizes),
         " (transposed for a portrait video)" if portrait else "",
     )
     return chosen
