@@ -242,3 +242,11 @@ def test_cli_synth_bad_options(tmp_path):
     done = run_cli("synth", "-o", str(tmp_path / "x"), "--frames", "0")
     assert done.returncode == 1 and "SceneConfig.frames = 0" in done.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_synth_unwritable_output(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    done = run_cli("synth", "-o", str(blocker / "scene"), "--frames", "1", "--size", "16x16")
+    assert done.returncode == 1 and "Cannot write" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
