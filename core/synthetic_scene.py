@@ -47,8 +47,8 @@ class Texture:
     def evaluate(self, points: np.ndarray, normals: np.ndarray, footprint: np.ndarray) -> np.ndarray:
         """RGB [N, 3] float32 in [0, 1] at local points [N, 3] with local unit normals [N, 3].
 
-        footprint [N]: metres covered by one pixel there; detail finer than about two pixels fades to
-        its mean so that distant patterns do not alias into flicker.
+        footprint [N]: metres covered by one pixel there; a pattern whose cycle spans fewer than four
+        pixels fades towards its mean (fully at two), so that distant patterns do not alias into flicker.
         """
         p = points * self.frequency + self.offset
         detail = footprint * self.frequency
