@@ -88,23 +88,38 @@ def build_point_cloud(
     return points
 
 
+def srgb_to_linear(values: np.ndarray) -> np.ndarray:
+    """Linear floats of 8-bit sRGB values (the IEC 61966-2-1 curve Blender uses for byte colours)."""
+    srgb = np.asarray(values, dtype=np.float64) / 255.0
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+# Linear value of each 8-bit sRGB level; colours are looked up, not recomputed per point.
+_SRGB_TO_LINEAR = srgb_to_linear(np.arange(256))
+
+
 def _pack_points(mesh: bpy.types.Mesh, frames: list[np.ndarray]) -> None:
-    """All frames' points as vertices with position, byte colour (sRGB, as the PLY importer reads it),
-    confidence and the int `frame` attribute the node group filters on."""
-    counts = [len(points) for points in frames]
-    records = np.concatenate(frames) if frames else np.empty(0)
-    mesh.vertices.add(len(records))
-    if not len(records):
+    """All frames' points as vertices with position, linear colour (as the PLY importer yields), confidence
+    and the int `frame` attribute the node group filters on. Filled frame by frame into flat arrays."""
+    counts = np.array([len(points) for points in frames], dtype=np.int64)
+    total = int(counts.sum())
+    mesh.vertices.add(total)
+    if total == 0:
         return
-    xyz = np.stack([records["x"], records["y"], records["z"]], axis=-1).astype(np.float32)
+    xyz = np.empty((total, 3), dtype=np.float32)
+    rgba = np.ones((total, 4), dtype=np.float32)
+    confidence = np.ones(total, dtype=np.float32)
+    frame_index = np.empty(total, dtype=np.int32)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for index, (points, start, end) in enumerate(zip(frames, starts[:-1], starts[1:], strict=True)):
+        frame_index[start:end] = index
+        for channel, name in enumerate(("x", "y", "z")):
+            xyz[start:end, channel] = points[name]
+        for channel, name in enumerate(("red", "green", "blue")):
+            rgba[start:end, channel] = _SRGB_TO_LINEAR[points[name]]
+        if "confidence" in points.dtype.names:
+            confidence[start:end] = points["confidence"]
     mesh.attributes["position"].data.foreach_set("vector", xyz.ravel())
-    rgba = np.empty((len(records), 4), dtype=np.float32)
-    for channel, field in enumerate(("red", "green", "blue")):
-        np.divide(records[field], 255.0, out=rgba[:, channel], dtype=np.float32)
-    rgba[:, 3] = 1.0
-    mesh.attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT").data.foreach_set("color_srgb", rgba.ravel())
-    if "confidence" in records.dtype.names:
-        confidence = np.ascontiguousarray(records["confidence"], dtype=np.float32)
-        mesh.attributes.new("confidence", "FLOAT", "POINT").data.foreach_set("value", confidence)
-    frame_index = np.repeat(np.arange(len(frames), dtype=np.int32), counts)
+    mesh.attributes.new(COLOR_ATTRIBUTE, "FLOAT_COLOR", "POINT").data.foreach_set("color", rgba.ravel())
+    mesh.attributes.new("confidence", "FLOAT", "POINT").data.foreach_set("value", confidence)
     mesh.attributes.new(FRAME_ATTRIBUTE, "INT", "POINT").data.foreach_set("value", frame_index)
