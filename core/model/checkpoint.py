@@ -174,6 +174,8 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     or damaged, or holds Python objects beyond tensors.
     """
     path = Path(path)
+    if path.is_dir():
+        raise Geo4DError(f"{path} is a folder; give the checkpoint file in it (model.ckpt or vae.ckpt).")
     if not path.is_file():
         raise Geo4DError(f"Checkpoint not found: {path}. Check the path to your copy of the Geo4D weights.")
     if not zipfile.is_zipfile(path):

@@ -1,0 +1,53 @@
+"""Fixtures shared across test folders: Geo4D checkpoints written in the authors' file layout."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def write_published_checkpoints() -> Callable[..., tuple[Path, Path]]:
+    """`write(folder, modules, config, deepspeed=False)` -> (model.ckpt, vae.ckpt) paths.
+
+    `modules` holds our unet, vae, pointmap_vae, text, visual and resampler. The files use the published
+    key names (`{"state_dict": ...}`, or DeepSpeed's `{"module": {"_forward_module." + key: ...}}`), and
+    carry the keys the loader drops by rule too: the schedule buffers, adaptors and CLIP leftovers (named
+    as in the published key list, zero-filled), and in vae.ckpt the encoder of the main VAE.
+    """
+    from geo4d.core.model.checkpoint import MODEL_DROPS, our_key_to_checkpoint, published_state_dict
+
+    published = json.loads((DATA / "geo4d_state_dict_shapes.json").read_text())
+    dropped = [key for key in published if any(rule.matches(key) for rule in MODEL_DROPS)]
+
+    def write(folder: Path, modules: dict, config, deepspeed: bool = False) -> tuple[Path, Path]:
+        files = published_state_dict(modules, config)
+        files["model"].update({key: torch.zeros(1) for key in dropped})
+        for name, tensor in modules["vae"].state_dict().items():
+            if name.startswith(("autoencoder.encoder.", "autoencoder.quant_conv.")):
+                files["vae"][our_key_to_checkpoint("pointmap_vae", name, config)] = tensor
+        adaptor = "first_stage_model.encoder_adaptor."
+        files["vae"].update(
+            {
+                "model." + k[len("first_stage_model.") :]: torch.zeros(1)
+                for k in dropped
+                if k.startswith(adaptor)
+            }
+        )
+        paths = folder / "model.ckpt", folder / "vae.ckpt"
+        for path, state in zip(paths, (files["model"], files["vae"]), strict=True):
+            wrapped = (
+                {"module": {"_forward_module." + k: v for k, v in state.items()}}
+                if deepspeed
+                else {"state_dict": state, "epoch": 3}
+            )
+            torch.save(wrapped, path)
+        return paths
+
+    return write
