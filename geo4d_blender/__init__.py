@@ -5,6 +5,13 @@ register() pulls in the Blender side.
 """
 
 
+def reconstruct_strip(scene, strip, **settings):
+    """Reconstruct a movie strip of `scene` and import the result on its frames; see batch.reconstruct_strip."""
+    from .batch import reconstruct_strip as reconstruct
+
+    return reconstruct(scene, strip, **settings)
+
+
 def register() -> None:
     from .registration import register as register_classes
 

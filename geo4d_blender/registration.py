@@ -2,19 +2,36 @@
 
 import bpy
 
+from . import properties, strip_job
+from .operators.cancel import GEO4D_OT_cancel
 from .operators.import_result import GEO4D_OT_import_result
+from .operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
+from .preferences import GEO4D_OT_check_setup, Geo4DPreferences
 from .ui import menus
+from .ui.panels import PANELS
 
-CLASSES: tuple = (GEO4D_OT_import_result,)
+# Property groups before the classes that point to them; parent panels before their sub-panels.
+CLASSES: tuple = (
+    Geo4DPreferences,
+    GEO4D_OT_check_setup,
+    *properties.PROPERTY_GROUPS,
+    GEO4D_OT_import_result,
+    GEO4D_OT_reconstruct_strip,
+    GEO4D_OT_cancel,
+    *PANELS,
+)
 
 
 def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    properties.register()
     menus.register()
 
 
 def unregister() -> None:
+    strip_job.stop_all()
     menus.unregister()
+    properties.unregister()
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

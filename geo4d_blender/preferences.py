@@ -1,0 +1,194 @@
+"""The add-on preferences: checkpoints, device, precision, the worker's Python, the result cache, Check setup."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+from bpy.props import EnumProperty, StringProperty
+
+from .core.errors import Geo4DError
+from .core.worker_client import describe_check, run_worker_job
+
+logger = logging.getLogger(__name__)
+
+ADDON_NAME = __package__
+TINY_MODEL = "tiny"
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+# Seconds Check setup waits for the worker (importing torch and loading a model).
+CHECK_TIMEOUT = 300.0
+
+DEVICE_ITEMS = (
+    ("auto", "Auto", "CUDA when the worker's torch has a GPU, else the CPU"),
+    ("cpu", "CPU", "Always the CPU (slow, works everywhere)"),
+    ("cuda", "CUDA", "An NVIDIA GPU; fails clearly when the worker's torch has none"),
+)
+PRECISION_ITEMS = (
+    ("auto", "Auto", "bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU"),
+    ("bf16", "bfloat16", "Half memory; needs a recent GPU"),
+    ("fp16", "float16", "Half memory on any CUDA GPU"),
+    ("fp32", "float32", "Full precision (twice the memory)"),
+)
+
+
+@dataclass(frozen=True)
+class SetupChoice:
+    """What the preferences say, with defaults when the add-on is registered without them (development)."""
+
+    checkpoint: str = ""
+    vae_checkpoint: str = ""
+    device: str = "auto"
+    precision: str = "auto"
+    worker_python: str = ""
+    cache_folder: str = ""
+
+    def model(self) -> str:
+        """The model the worker loads: the checkpoint (with its VAE as 'model.ckpt,vae.ckpt') or tiny."""
+        if not self.checkpoint:
+            return TINY_MODEL
+        paths = [bpy.path.abspath(self.checkpoint)]
+        if self.vae_checkpoint:
+            paths.append(bpy.path.abspath(self.vae_checkpoint))
+        return ",".join(paths)
+
+
+class Geo4DPreferences(bpy.types.AddonPreferences):
+    """Model files and where the heavy work runs."""
+
+    bl_idname = ADDON_NAME
+
+    checkpoint: StringProperty(
+        name="Checkpoint",
+        description="The Geo4D weights: the published model.ckpt or a converted .safetensors "
+        "(empty: the small embedded 'tiny' model)",
+        subtype="FILE_PATH",
+    )
+    vae_checkpoint: StringProperty(
+        name="Point-Map VAE",
+        description="The published vae.ckpt (empty: the vae.ckpt next to model.ckpt; not needed for .safetensors)",
+        subtype="FILE_PATH",
+    )
+    device: EnumProperty(name="Device", description="Where the network runs", items=DEVICE_ITEMS)
+    precision: EnumProperty(
+        name="Precision", description="Number format of the network on the GPU", items=PRECISION_ITEMS
+    )
+    worker_python: StringProperty(
+        name="Worker Python",
+        description="The python that runs the reconstruction (empty: Blender's own). Point it at an "
+        "environment with a CUDA build of torch to use an NVIDIA GPU",
+        subtype="FILE_PATH",
+    )
+    cache_folder: StringProperty(
+        name="Result Cache",
+        description="Where reconstructions are kept so that re-opening and re-importing are instant "
+        "(empty: the add-on's own folder in Blender's user folder)",
+        subtype="DIR_PATH",
+    )
+    setup_report: StringProperty(
+        name="Setup Report", description="What Check Setup found", options={"SKIP_SAVE"}
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        column = layout.column(heading="Model")
+        column.prop(self, "checkpoint")
+        column.prop(self, "vae_checkpoint")
+        column = layout.column(heading="Compute")
+        column.prop(self, "device")
+        column.prop(self, "precision")
+        column.prop(self, "worker_python")
+        layout.prop(self, "cache_folder")
+        row = layout.row()
+        row.operator(GEO4D_OT_check_setup.bl_idname, icon="CHECKMARK")
+        if self.setup_report:
+            box = layout.box()
+            for line in self.setup_report.split("\n"):
+                box.label(text=line)
+
+
+def addon_preferences(context: bpy.types.Context | None = None) -> Geo4DPreferences | None:
+    """Our preferences when the add-on is enabled through Blender; None when registered directly."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_NAME)
+    return addon.preferences if addon is not None else None
+
+
+def setup_choice(context: bpy.types.Context | None = None) -> SetupChoice:
+    prefs = addon_preferences(context)
+    if prefs is None:
+        return SetupChoice()
+    return SetupChoice(
+        checkpoint=prefs.checkpoint,
+        vae_checkpoint=prefs.vae_checkpoint,
+        device=prefs.device,
+        precision=prefs.precision,
+        worker_python=bpy.path.abspath(prefs.worker_python) if prefs.worker_python else "",
+        cache_folder=bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else "",
+    )
+
+
+def cache_root(choice: SetupChoice) -> Path:
+    """The folder results go to: the preference, else the extension's user folder, else Blender's user data."""
+    if choice.cache_folder:
+        return Path(choice.cache_folder)
+    if ADDON_NAME.startswith("bl_ext."):
+        return Path(bpy.utils.extension_path_user(ADDON_NAME, path="results", create=True))
+    return Path(bpy.utils.user_resource("DATAFILES", path="geo4d/results", create=True))
+
+
+def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -> Path:
+    """The cache folder of one strip of one .blend: re-running the strip replaces exactly this result."""
+    blend = bpy.data.filepath
+    stem = Path(blend).stem if blend else "unsaved"
+    digest = hashlib.sha1(blend.encode()).hexdigest()[:8]
+    return (
+        cache_root(choice)
+        / f"{bpy.path.clean_name(stem)}-{digest}"
+        / bpy.path.clean_name(f"{scene_name}-{strip_name}")
+    )
+
+
+def check_model_files(model: str) -> None:
+    """Refuse a checkpoint path that does not exist before a worker is started for it."""
+    if model == TINY_MODEL:
+        return
+    for part in model.split(","):
+        path = Path(part)
+        if not path.is_file():
+            raise Geo4DError(
+                f"The checkpoint {path} does not exist. Choose the model.ckpt or .safetensors file in the "
+                "add-on preferences (or use the tiny model)."
+            )
+
+
+class GEO4D_OT_check_setup(bpy.types.Operator):
+    """Run the worker Python once and report torch, CUDA, GPU memory and whether the model loads"""
+
+    bl_idname = "geo4d.check_setup"
+    bl_label = "Check Setup"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        choice = setup_choice(context)
+        model = choice.model()
+        try:
+            check_model_files(model)
+            job = {"kind": "check", "model": model, "device": choice.device, "precision": choice.precision}
+            status = run_worker_job(job, choice.worker_python or None, timeout=CHECK_TIMEOUT)
+        except Geo4DError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        if status.state != "done":
+            self.report({"ERROR"}, status.error or status.message)
+            return {"CANCELLED"}
+        lines = describe_check(status.result["report"])
+        prefs = addon_preferences(context)
+        if prefs is not None:
+            prefs.setup_report = "\n".join(lines)
+        for line in lines:
+            self.report({"INFO"}, line)
+        return {"FINISHED"}

@@ -1,0 +1,103 @@
+"""Properties the panel edits and shows: per-scene reconstruction settings and last run, per-session progress."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+from .import_options import MAX_FRAME
+from .preferences import DEVICE_ITEMS, PRECISION_ITEMS
+
+STORAGE_ITEMS = (
+    ("STREAMED", "Streamed", "Read each frame's points from the result folder (small .blend)"),
+    ("PACKED", "Packed", "Store every point inside the .blend (portable, large)"),
+)
+MODEL_ITEMS = (
+    ("TINY", "Tiny (embedded)", "The small model shipped with the add-on: fast, rough"),
+    (
+        "CHECKPOINT",
+        "Checkpoint",
+        "The checkpoint chosen in the add-on preferences (the published Geo4D weights)",
+    ),
+)
+PREFERENCE_ITEMS = (("PREFERENCES", "From Preferences", "Use the add-on preferences' setting"),)
+
+
+class Geo4DSceneSettings(bpy.types.PropertyGroup):
+    """What the panel's Reconstruct button passes to geo4d.reconstruct_strip, and the last run's summary."""
+
+    model: EnumProperty(
+        name="Model", description="Which Geo4D weights reconstruct the strip", items=MODEL_ITEMS
+    )
+    stride: IntProperty(
+        name="Stride",
+        description="Frames between the starts of consecutive 16-frame windows (smaller: slower, steadier)",
+        default=4,
+        min=1,
+        max=15,
+    )
+    steps: IntProperty(
+        name="Steps",
+        description="Denoising steps per window (the published model uses 5)",
+        default=5,
+        min=1,
+        max=50,
+    )
+    device: EnumProperty(
+        name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS
+    )
+    precision: EnumProperty(
+        name="Precision", description="Number format of the network", items=PREFERENCE_ITEMS + PRECISION_ITEMS
+    )
+    use_strip_range: BoolProperty(
+        name="Whole Strip", description="Reconstruct every visible frame of the strip", default=True
+    )
+    frame_first: IntProperty(
+        name="First", description="First timeline frame to reconstruct", default=1, min=0, max=MAX_FRAME
+    )
+    frame_last: IntProperty(
+        name="Last", description="Last timeline frame to reconstruct", default=16, min=0, max=MAX_FRAME
+    )
+    points_per_frame: IntProperty(
+        name="Points per Frame",
+        description="Most points kept per frame, evenly spread (0: every valid pixel)",
+        default=0,
+        min=0,
+    )
+    storage: EnumProperty(
+        name="Storage", description="How the point cloud is kept in the .blend", items=STORAGE_ITEMS
+    )
+    seed: IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
+    last_summary: StringProperty(
+        name="Last Run", description="What the last reconstruction of this scene produced"
+    )
+    last_warnings: StringProperty(name="Warnings", description="Warnings of the last reconstruction")
+
+
+class Geo4DProgress(bpy.types.PropertyGroup):
+    """The running job as the panel shows it (not saved in the .blend)."""
+
+    running: BoolProperty(name="Running", description="A reconstruction is running", options={"SKIP_SAVE"})
+    fraction: FloatProperty(
+        name="Progress",
+        description="Progress of the current stage",
+        subtype="FACTOR",
+        min=0.0,
+        max=1.0,
+        options={"SKIP_SAVE"},
+    )
+    text: StringProperty(name="Status", description="What the worker is doing", options={"SKIP_SAVE"})
+    strip: StringProperty(name="Strip", description="The strip being reconstructed", options={"SKIP_SAVE"})
+
+
+PROPERTY_GROUPS = (Geo4DSceneSettings, Geo4DProgress)
+
+
+def register() -> None:
+    bpy.types.Scene.geo4d = PointerProperty(type=Geo4DSceneSettings)
+    bpy.types.WindowManager.geo4d_progress = PointerProperty(type=Geo4DProgress)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.geo4d_progress
+    del bpy.types.Scene.geo4d

@@ -1,0 +1,233 @@
+"""One reconstruction of a movie strip: prepare, run in a worker process, import the result on the main thread.
+
+The modal operator calls step() from a timer; background mode and scripts call run(), which loops over the
+same step(). Nothing touches the .blend until the worker has written a complete result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from .core.errors import Cancelled, Geo4DError
+from .core.result import read_description
+from .core.worker_client import WorkerProcess, WorkerStatus
+from .import_options import STORAGE_MODES, ImportOptions
+from .preferences import DEVICES, PRECISIONS, check_model_files, setup_choice, strip_result_folder
+from .scene_builder import ImportedResult, import_result
+from .strips import StripFrames, read_strip, scene_fps
+
+logger = logging.getLogger(__name__)
+
+# Jobs whose worker is alive; geo4d.cancel and unregister() stop them.
+RUNNING: list[StripJob] = []
+# Stages the worker reports, in the words the status bar shows.
+STAGE_NAMES = {
+    "load": "Loading model",
+    "decode": "Reading frames",
+    "predict": "Predicting window",
+    "align": "Aligning",
+    "save": "Saving",
+}
+
+
+@dataclass(frozen=True)
+class StripSettings:
+    """How to reconstruct a strip. Empty model/device/precision/worker_python mean "as in the preferences".
+
+    frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
+    points_per_frame: most points kept per frame (0 = all). result_folder: empty = the strip's cache folder.
+    timeout: seconds a blocking run() may take before the worker is stopped (None = no limit).
+    """
+
+    model: str = ""
+    stride: int = 4
+    steps: int = 5
+    device: str = ""
+    precision: str = ""
+    frame_range: tuple[int, int] | None = None
+    points_per_frame: int = 0
+    storage: str = "STREAMED"
+    seed: int = 123
+    point_size: float = 1.0
+    result_folder: str = ""
+    worker_python: str = ""
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        limits = {
+            "stride": (1, 15),
+            "steps": (1, 1000),
+            "points_per_frame": (0, 10**9),
+            "seed": (0, 2**63 - 1),
+        }
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{name} is {value!r}; it must be an integer in [{low}, {high}].")
+        for name, allowed in (("device", DEVICES), ("precision", PRECISIONS)):
+            if getattr(self, name) not in ("", *allowed):
+                raise ValueError(
+                    f"{name} is {getattr(self, name)!r}; it must be one of {', '.join(allowed)}."
+                )
+        if self.storage not in STORAGE_MODES:
+            raise ValueError(f"storage is {self.storage!r}; it must be one of {', '.join(STORAGE_MODES)}.")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout is {self.timeout!r}; it must be a positive number of seconds or None.")
+
+
+class StripJob:
+    """The reconstruction of one strip: checks everything it can before a worker starts."""
+
+    def __init__(self, scene: bpy.types.Scene, strip: bpy.types.Strip, settings: StripSettings) -> None:
+        choice = setup_choice()
+        self.settings = settings
+        self.scene_name = scene.name
+        self.frames: StripFrames = read_strip(scene, strip, settings.frame_range)
+        if self.frames.timeline_start < 0:
+            raise Geo4DError(
+                f"The strip '{strip.name}' shows these frames before timeline frame 0, where Blender cannot "
+                "key them. Move the strip to frame 0 or later."
+            )
+        self.model = settings.model or choice.model()
+        check_model_files(self.model)
+        self.folder = (
+            Path(bpy.path.abspath(settings.result_folder)).resolve()
+            if settings.result_folder
+            else strip_result_folder(choice, scene.name, strip.name)
+        )
+        self.job = {
+            "kind": "reconstruct",
+            "video": str(self.frames.video),
+            "output": str(self.folder),
+            "model": self.model,
+            "settings": {
+                "start": self.frames.movie_start,
+                "end": self.frames.movie_end,
+                "stride": settings.stride,
+                "steps": settings.steps,
+                "seed": settings.seed,
+                "device": settings.device or choice.device,
+                "precision": settings.precision or choice.precision,
+                "max_points_per_frame": settings.points_per_frame or None,
+            },
+        }
+        self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)
+
+    @property
+    def status(self) -> WorkerStatus:
+        return self.worker.status
+
+    def status_text(self) -> str:
+        """One line for the status bar and the panel."""
+        status = self.status
+        stage = STAGE_NAMES.get(status.stage, status.stage.capitalize() or "Starting worker")
+        counter = f" {status.done}/{status.total}" if status.total > 1 else ""
+        return f"Geo4D '{self.frames.strip_name}': {stage}{counter}"
+
+    def start(self) -> StripJob:
+        self.worker.start()
+        RUNNING.append(self)
+        self._show_progress()
+        return self
+
+    def step(self) -> bool:
+        """Take in the worker's news (never blocks); True once the worker has finished."""
+        self.worker.poll()
+        self._show_progress()
+        if self.status.finished and self in RUNNING:
+            RUNNING.remove(self)
+        return self.status.finished
+
+    def cancel(self) -> None:
+        """Stop the worker: it gets a cancel message and is killed if it has not stopped within a second."""
+        self.worker.cancel()
+
+    def run(self) -> ImportedResult:
+        """Start, wait for the worker (blocking), then import: the synchronous path of scripts and `blender -b`."""
+        self.start()
+        try:
+            self.worker.wait(self.settings.timeout)
+        finally:
+            self.worker.kill()
+            self.step()
+        return self.finish()
+
+    def finish(self) -> ImportedResult:
+        """Import a finished job's result into its scene on the strip's frames; raise for errors and cancels."""
+        status = self.status
+        if status.state == "cancelled":
+            raise Cancelled("Reconstruction cancelled; nothing was added to the scene.")
+        if status.state != "done":
+            raise Geo4DError(status.error or "The Geo4D worker stopped without a result.")
+        scene = bpy.data.scenes.get(self.scene_name)
+        if scene is None:
+            raise Geo4DError(f"The scene '{self.scene_name}' was removed while the strip was reconstructed.")
+        self._check_result()
+        imported = self._import(scene)
+        self._store_summary(scene, imported)
+        return imported
+
+    def _check_result(self) -> None:
+        """The result must cover exactly the requested movie frames, or the timeline mapping would be wrong."""
+        source = read_description(self.folder)["source"]["frames"]
+        wanted = list(range(self.frames.movie_start, self.frames.movie_end))
+        if source != wanted:
+            raise Geo4DError(
+                f"The result in {self.folder} covers movie frames {source[0]}..{source[-1]} ({len(source)}), "
+                f"not the strip's {wanted[0]}..{wanted[-1]}. Reconstruct the strip again."
+            )
+
+    def _import(self, scene: bpy.types.Scene) -> ImportedResult:
+        """The foundation importer on the strip's first frame; the scene keeps its own fps and frame range."""
+        options = ImportOptions(
+            frame_start=self.frames.timeline_start,
+            storage=self.settings.storage,
+            point_size=self.settings.point_size,
+        )
+        render = scene.render
+        kept = (render.fps, render.fps_base, scene.frame_start, scene.frame_end)
+        imported = import_result(self.folder, options, scene)
+        render.fps, render.fps_base, scene.frame_start, scene.frame_end = kept
+        fps = scene_fps(scene)
+        if not math.isclose(fps, self.frames.movie_fps, rel_tol=1e-3):
+            imported.warnings.append(
+                f"The scene plays at {fps:g} fps and the movie at {self.frames.movie_fps:g} fps: each timeline frame "
+                "still shows its own movie frame and camera, but playback speed differs from the footage."
+            )
+        for warning in self.status.result["summary"]["warnings"]:
+            imported.warnings.append(warning)
+        return imported
+
+    def _store_summary(self, scene: bpy.types.Scene, imported: ImportedResult) -> None:
+        settings = getattr(scene, "geo4d", None)
+        summary = self.status.result["summary"]
+        text = (
+            f"{summary['frames']} frames ({self.frames.timeline_start}-{self.frames.timeline_end}), focal "
+            f"{summary['focal_px']:.0f} px = {imported.camera.data.lens:.1f} mm, {summary['seconds']:.0f} s"
+        )
+        logger.info("Geo4D '%s': %s", self.frames.strip_name, text)
+        if settings is not None:
+            settings.last_summary = text
+            settings.last_warnings = "; ".join(imported.warnings)
+
+    def _show_progress(self) -> None:
+        progress = getattr(bpy.context.window_manager, "geo4d_progress", None)
+        if progress is None:
+            return
+        progress.running = bool(RUNNING)
+        progress.fraction = self.status.fraction
+        progress.text = self.status_text() if not self.status.finished else ""
+        progress.strip = self.frames.strip_name
+
+
+def stop_all() -> None:
+    """Kill every running worker now (add-on unregistered, Blender quitting)."""
+    for job in list(RUNNING):
+        job.worker.kill()
+        job.step()
+    RUNNING.clear()

@@ -1,0 +1,182 @@
+"""geo4d.reconstruct_strip: a movie strip in, a keyed camera and an animated point cloud on its frames out.
+
+Invoked from the UI it is modal: a worker process does the work while Blender stays responsive, progress
+reaches the status bar and the panel, and Esc (or geo4d.cancel) stops the worker at once. Executed from a
+script or in background mode it runs synchronously through the same StripJob.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from ..core.errors import Cancelled, Geo4DError
+from ..import_options import MAX_FRAME
+from ..preferences import DEVICE_ITEMS, PRECISION_ITEMS
+from ..properties import PREFERENCE_ITEMS, STORAGE_ITEMS
+from ..strip_job import StripJob, StripSettings
+from ..strips import find_strip, sequencer_scene
+
+logger = logging.getLogger(__name__)
+
+# Seconds between the modal operator's looks at the worker.
+TIMER_INTERVAL = 0.1
+
+
+class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
+    """Reconstruct a movie strip with Geo4D into a camera and a point cloud lined up with the strip"""
+
+    bl_idname = "geo4d.reconstruct_strip"
+    bl_label = "Reconstruct Strip"
+    bl_options = {"REGISTER", "UNDO"}
+
+    strip: StringProperty(
+        name="Strip", description="Name of the movie strip (empty: the active strip of the sequencer scene)"
+    )
+    scene_name: StringProperty(
+        name="Scene",
+        description="Scene that holds the strip and receives the result (empty: the sequencer scene)",
+    )
+    model: StringProperty(
+        name="Model",
+        description="'tiny' for the embedded model, or the path of a checkpoint (empty: as in the preferences)",
+    )
+    stride: IntProperty(
+        name="Stride",
+        description="Frames between the starts of consecutive 16-frame windows",
+        default=4,
+        min=1,
+        max=15,
+    )
+    steps: IntProperty(name="Steps", description="Denoising steps per window", default=5, min=1, max=1000)
+    device: EnumProperty(
+        name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS
+    )
+    precision: EnumProperty(
+        name="Precision", description="Number format of the network", items=PREFERENCE_ITEMS + PRECISION_ITEMS
+    )
+    use_strip_range: BoolProperty(
+        name="Whole Strip", description="Reconstruct every visible frame of the strip", default=True
+    )
+    frame_first: IntProperty(
+        name="First Frame",
+        description="First timeline frame (when Whole Strip is off)",
+        default=1,
+        min=0,
+        max=MAX_FRAME,
+    )
+    frame_last: IntProperty(
+        name="Last Frame",
+        description="Last timeline frame (when Whole Strip is off)",
+        default=16,
+        min=0,
+        max=MAX_FRAME,
+    )
+    points_per_frame: IntProperty(
+        name="Points per Frame",
+        description="Most points kept per frame (0: every valid pixel)",
+        default=0,
+        min=0,
+    )
+    storage: EnumProperty(name="Storage", description="How the point cloud is kept", items=STORAGE_ITEMS)
+    seed: IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
+    point_size: FloatProperty(
+        name="Point Size",
+        description="Point diameter in pixels of the footage",
+        default=1.0,
+        min=0.01,
+        max=1000.0,
+    )
+    result_folder: StringProperty(
+        name="Result Folder",
+        description="Where the result is written (empty: the strip's folder in the result cache)",
+        subtype="DIR_PATH",
+    )
+
+    def settings(self) -> StripSettings:
+        return StripSettings(
+            model=self.model,
+            stride=self.stride,
+            steps=self.steps,
+            device="" if self.device == "PREFERENCES" else self.device,
+            precision="" if self.precision == "PREFERENCES" else self.precision,
+            frame_range=None if self.use_strip_range else (self.frame_first, self.frame_last),
+            points_per_frame=self.points_per_frame,
+            storage=self.storage,
+            seed=self.seed,
+            point_size=self.point_size,
+            result_folder=self.result_folder,
+        )
+
+    def prepare(self, context: bpy.types.Context) -> StripJob:
+        """Everything that can be checked before a worker starts (strip, range, model files)."""
+        if self.scene_name:
+            scene = bpy.data.scenes.get(self.scene_name)
+            if scene is None:
+                raise Geo4DError(f"There is no scene named '{self.scene_name}'.")
+        else:
+            scene = sequencer_scene(context)
+        try:
+            settings = self.settings()
+        except ValueError as error:
+            raise Geo4DError(str(error)) from error
+        return StripJob(scene, find_strip(scene, self.strip), settings)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            imported = self.prepare(context).run()
+        except Cancelled as error:
+            self.report({"WARNING"}, str(error))
+            return {"CANCELLED"}
+        except Geo4DError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        return self._done(imported)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background or context.window is None:
+            return self.execute(context)
+        try:
+            self._job = self.prepare(context).start()
+        except Geo4DError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        self._timer = context.window_manager.event_timer_add(TIMER_INTERVAL, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        context.workspace.status_text_set(self._job.status_text() + "  (Esc to cancel)")
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
+        if event.type != "TIMER" and not self._job.status.finished:
+            return {"PASS_THROUGH"}
+        if not self._job.step():
+            context.workspace.status_text_set(self._job.status_text() + "  (Esc to cancel)")
+            _redraw(context)
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+        _redraw(context)
+        try:
+            imported = self._job.finish()
+        except Cancelled as error:
+            self.report({"WARNING"}, str(error))
+            return {"CANCELLED"}
+        except Geo4DError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        return self._done(imported)
+
+    def _done(self, imported) -> set[str]:
+        for warning in imported.warnings:
+            self.report({"WARNING"}, warning)
+        self.report({"INFO"}, f"Reconstructed into {imported.collection.name}.")
+        return {"FINISHED"}
+
+
+def _redraw(context: bpy.types.Context) -> None:
+    for area in context.screen.areas:
+        area.tag_redraw()
