@@ -4,7 +4,7 @@ from pathlib import Path
 
 import bpy
 import pytest
-from box_room import write_box_room
+from synthetic_results import write_result
 
 
 @pytest.fixture
@@ -17,6 +17,6 @@ def empty_scene():
 
 @pytest.fixture
 def room_result(tmp_path: Path):
-    """A landscape 48x30, 5-frame box-room result with its video: (folder, Reconstruction)."""
+    """A landscape 48x32, 4-frame synthetic result with its video: (folder, Reconstruction)."""
     folder = tmp_path / "room"
-    return folder, write_box_room(folder, 48, 30)
+    return folder, write_result(folder, 48, 32)

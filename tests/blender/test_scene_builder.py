@@ -7,11 +7,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from box_room import write_box_room
 from bpy_extras.anim_utils import action_get_channelbag_for_slot
 from bpy_extras.object_utils import world_to_camera_view
 from inspect_scene import data_counts, evaluated_points, our_object
 from mathutils import Vector
+from synthetic_results import write_result
 
 from geo4d.core.errors import Geo4DError
 from geo4d.core.result import frame_file_name
@@ -33,13 +33,22 @@ def project_with_blender(camera: bpy.types.Object, world: np.ndarray, width: int
 
 @pytest.mark.parametrize("storage", ["STREAMED", "PACKED"])
 @pytest.mark.parametrize(
-    ("width", "height", "frame_start"), [(48, 30, 1), (24, 40, 7)], ids=["landscape", "portrait"]
+    ("width", "height", "crop", "frame_start"),
+    [(48, 32, (0, 0), 1), (32, 48, (1, 3), 7)],
+    ids=["landscape-centred", "portrait-off-centre"],
 )
 def test_points_land_on_their_pixel_centres_after_save_and_reopen(
-    empty_scene, tmp_path: Path, storage: str, width: int, height: int, frame_start: int
+    empty_scene,
+    tmp_path: Path,
+    storage: str,
+    width: int,
+    height: int,
+    crop: tuple[int, int],
+    frame_start: int,
 ):
     folder = tmp_path / "result"
-    truth = write_box_room(folder, width, height)
+    truth = write_result(folder, width, height, seed=width, crop=crop)
+    width, height = truth.width, truth.height
     options = ImportOptions(frame_start=frame_start, storage=storage, point_size=2.0)
     import_result(folder, options)
     blend = tmp_path / "scenes" / "scene.blend"
