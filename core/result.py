@@ -12,6 +12,7 @@ Layout of a result folder:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -146,6 +147,9 @@ class Reconstruction:
         try:
             folder.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+            staging.chmod(
+                0o777 & ~_current_umask()
+            )  # mkdtemp makes it private; a result is an ordinary folder
         except OSError as error:
             raise Geo4DError(
                 f"Cannot write to {folder.parent}: {error.strerror}. Choose a writable folder."
@@ -170,7 +174,9 @@ class Reconstruction:
                 folder / frame_file_name(index),
                 *self.frame_points(index, min_confidence, max_points_per_frame),
             )
-        np.savez(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
+        np.savez_compressed(
+            folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color
+        )
         k = self.intrinsics
         description = {
             "format": FORMAT_NAME,
@@ -227,6 +233,12 @@ class Reconstruction:
             )
         except ValueError as error:
             raise Geo4DError(f"{folder / JSON_NAME} is inconsistent: {error}") from error
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_description(folder: str | Path) -> dict:
