@@ -3,13 +3,15 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import bpy
 import numpy as np
 import pytest
-from inspect_scene import data_counts, evaluated_points, our_object
+from inspect_scene import check_projection, data_counts, evaluated_points, our_object
 
 import geo4d
+from geo4d.core.result import Reconstruction
 from geo4d.ui.menus import draw_import_entry
 
 
@@ -101,3 +103,25 @@ def test_cli_fails_with_a_message_and_writes_nothing(tmp_path, room_result, argu
 def test_cli_help_lists_import(tmp_path):
     completed = run_cli("import", "--help")
     assert completed.returncode == 0 and "--storage" in completed.stdout
+
+
+def synth_then_import(folder: Path, *synth_options: str) -> Reconstruction:
+    """The issue's acceptance commands: `geo4d synth -o DIR ...` then `geo4d import DIR -o DIR.blend`; the
+    .blend is opened and its ground truth returned."""
+    completed = run_cli("synth", "-o", str(folder), *synth_options)
+    assert completed.returncode == 0, completed.stderr
+    blend = folder.with_suffix(".blend")
+    completed = run_cli("import", str(folder), "-o", str(blend))
+    assert completed.returncode == 0, completed.stderr
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    return Reconstruction.load(folder)
+
+
+def test_cli_synth_then_import_passes_the_projection_check(empty_scene, tmp_path):
+    truth = synth_then_import(tmp_path / "s", "--frames", "3", "--size", "40x24", "--seed", "5")
+    check_projection(truth, frame_start=1)
+
+
+@pytest.mark.slow
+def test_cli_synth_then_import_at_full_size_passes_the_projection_check(empty_scene, tmp_path):
+    check_projection(synth_then_import(tmp_path / "s", "--frames", "48"), frame_start=1)

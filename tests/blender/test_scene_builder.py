@@ -8,9 +8,7 @@ import bpy
 import numpy as np
 import pytest
 from bpy_extras.anim_utils import action_get_channelbag_for_slot
-from bpy_extras.object_utils import world_to_camera_view
-from inspect_scene import data_counts, evaluated_points, our_object
-from mathutils import Vector
+from inspect_scene import check_projection, data_counts
 from synthetic_results import write_result
 
 from geo4d.core.errors import Geo4DError
@@ -18,17 +16,6 @@ from geo4d.core.result import frame_file_name
 from geo4d.import_options import ImportOptions
 from geo4d.owned_data import RESULT_TAG
 from geo4d.scene_builder import import_result
-
-
-def project_with_blender(camera: bpy.types.Object, world: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel coordinates (u right, v down) [N, 2] through Blender's own camera projection matrix."""
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    evaluated = camera.evaluated_get(depsgraph)
-    projection = np.array(evaluated.calc_matrix_camera(depsgraph, x=width, y=height))
-    view = np.array(evaluated.matrix_world.inverted())
-    clip = np.concatenate([world, np.ones((len(world), 1))], axis=-1) @ (projection @ view).T
-    ndc = clip[:, :2] / clip[:, 3:]
-    return np.stack([(ndc[:, 0] + 1) / 2 * width, (1 - ndc[:, 1]) / 2 * height], axis=-1)
 
 
 @pytest.mark.parametrize("storage", ["STREAMED", "PACKED"])
@@ -48,7 +35,6 @@ def test_points_land_on_their_pixel_centres_after_save_and_reopen(
 ):
     folder = tmp_path / "result"
     truth = write_result(folder, width, height, seed=width, crop=crop)
-    width, height = truth.width, truth.height
     options = ImportOptions(frame_start=frame_start, storage=storage, point_size=2.0)
     import_result(folder, options)
     blend = tmp_path / "scenes" / "scene.blend"
@@ -57,29 +43,7 @@ def test_points_land_on_their_pixel_centres_after_save_and_reopen(
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.wm.open_mainfile(filepath=str(blend))
 
-    scene = bpy.context.scene
-    camera, points = our_object("camera"), our_object("points")
-    assert (scene.render.resolution_x, scene.render.resolution_y) == (width, height)
-    assert (scene.frame_start, scene.frame_end) == (frame_start, frame_start + truth.num_frames - 1)
-    assert scene.camera == camera
-    focal = truth.intrinsics.fx
-    for k in range(truth.num_frames):
-        scene.frame_set(frame_start + k)
-        world, radius, color = evaluated_points(points)
-        rows, cols = np.nonzero(truth.valid_mask()[k])
-        assert len(world) == len(rows)
-        pixels = project_with_blender(camera, world, width, height)
-        np.testing.assert_allclose(pixels, np.stack([cols + 0.5, rows + 0.5], axis=-1), rtol=0, atol=1e-3)
-        for index in range(0, len(world), 97):
-            x, y, _ = world_to_camera_view(scene, camera, Vector(world[index]))
-            assert abs(x * width - (cols[index] + 0.5)) < 1e-3
-            assert abs((1 - y) * height - (rows[index] + 0.5)) < 1e-3
-        np.testing.assert_allclose(color * 255, truth.color[k, rows, cols], atol=0.51)
-        distance = np.linalg.norm(world - np.array(camera.matrix_world.translation), axis=-1)
-        np.testing.assert_allclose(radius, distance / focal, rtol=1e-4)
-    for outside in (frame_start - 1, frame_start + truth.num_frames):
-        scene.frame_set(outside)
-        assert len(evaluated_points(points)[0]) == 0
+    check_projection(truth, frame_start, point_size=2.0)
 
 
 def test_first_camera_sits_at_origin_looking_along_y_with_z_up(empty_scene, room_result):
