@@ -3,7 +3,7 @@
 Protocol (all UTF-8 JSON, one object per line):
     parent -> worker, stdin:  first line the job, then optionally {"type": "cancel"}; closing stdin
                               (the parent went away) cancels too.
-    worker -> parent, stdout: {"type": "started", "pid", "kind"}, then {"type": "progress", "stage", "done",
+    worker -> parent, stdout: {"type": "started", "pid", "kind", "module_file"}, then {"type": "progress", "stage", "done",
                               "total", "elapsed", "message"} events, and one final event: {"type": "done",
                               ...}, {"type": "error", "message"} or {"type": "cancelled", "message"}.
 Jobs:
@@ -170,7 +170,7 @@ def run_job(job: dict, events: EventWriter, cancelled: threading.Event) -> None:
             "error", message=f"Unknown worker job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}."
         )
         return
-    events.emit("started", pid=os.getpid(), kind=kind)
+    events.emit("started", pid=os.getpid(), kind=kind, module_file=__file__)
     try:
         fields = RUNNERS[kind](job, events, cancelled)
     except Cancelled as error:

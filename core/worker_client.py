@@ -181,7 +181,9 @@ class WorkerProcess:
 
     def _apply(self, event: dict) -> None:
         status, kind = self.status, event.get("type")
-        if kind == "progress":
+        if kind == "started":
+            logger.info("Geo4D worker %s runs %s.", event.get("pid"), event.get("module_file"))
+        elif kind == "progress":
             status.stage = str(event.get("stage", ""))
             status.done, status.total = int(event.get("done", 0)), int(event.get("total", 0))
             status.elapsed = float(event.get("elapsed", 0.0))
