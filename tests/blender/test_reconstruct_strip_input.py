@@ -134,3 +134,18 @@ def test_batch_function_refuses_bad_settings_and_a_bad_worker_python(scene, clip
 def test_negative_timeline_frames_are_refused(scene, clip):
     add_movie_strip(scene, clip, frame_start=-4)
     refused("before timeline frame 0")
+
+
+def test_register_adds_panels_properties_and_operators_and_unregister_removes_them(clip):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    names = ("SEQUENCER_PT_geo4d", "VIEW3D_PT_geo4d", "GEO4D_OT_reconstruct_strip", "GEO4D_OT_cancel")
+    geo4d.register()
+    try:
+        assert all(hasattr(bpy.types, name) for name in names)
+        assert bpy.types.SEQUENCER_PT_geo4d.bl_category == bpy.types.VIEW3D_PT_geo4d.bl_category == "Geo4D"
+        assert bpy.context.scene.geo4d.stride == 4 and not bpy.context.window_manager.geo4d_progress.running
+        assert not bpy.ops.geo4d.cancel.poll()  # nothing running
+    finally:
+        geo4d.unregister()
+    assert not any(hasattr(bpy.types, name) for name in names)
+    assert not hasattr(bpy.types.Scene, "geo4d") and not hasattr(bpy.types.WindowManager, "geo4d_progress")
