@@ -24,6 +24,9 @@ from .point_nodes import (
 
 logger = logging.getLogger(__name__)
 
+# Name of the geometry-nodes modifier that shows the current frame's points.
+FRAMES_MODIFIER = "Geo4D frames"
+
 
 def check_frame_files(description: dict, path: Path) -> None:
     """The streamed mode finds frame k's file by its number: the files must follow the standard names."""
@@ -71,7 +74,7 @@ def build_point_cloud(
     points = owned.add(bpy.data.objects.new(name, mesh), name)
     points[ROLE_TAG] = "points"
     points.matrix_world = Matrix(world.tolist())
-    modifier = points.modifiers.new("Geo4D frames", "NODES")
+    modifier = points.modifiers.new(FRAMES_MODIFIER, "NODES")
     modifier.node_group = tree
     inputs = {
         "Folder": blend_folder_path(folder, options.relative_to),

@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import properties, strip_job
+from . import properties, save_paths, strip_job
 from .operators.cancel import GEO4D_OT_cancel
 from .operators.import_result import GEO4D_OT_import_result
 from .operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
@@ -27,10 +27,12 @@ def register() -> None:
         bpy.utils.register_class(cls)
     properties.register()
     menus.register()
+    save_paths.register()
 
 
 def unregister() -> None:
     strip_job.stop_all()
+    save_paths.unregister()
     menus.unregister()
     properties.unregister()
     for cls in reversed(CLASSES):
