@@ -63,6 +63,7 @@ def import_result(
             f"last frame {MAX_FRAME}. Choose an earlier start frame."
         )
     check_intrinsics(description, json_path)
+    camera_to_world = _camera_matrices(description, json_path)
     if options.storage == "STREAMED":
         check_frame_files(description, json_path)
         frames = None
@@ -70,7 +71,6 @@ def import_result(
     else:
         frames = read_all_points(folder, frame_count)
         first_points = frames[0]
-    camera_to_world = np.asarray(description["camera_to_world"], dtype=np.float64)
     world = blender_world_from(camera_to_world[0])
     clip_range = _clip_range(first_points, camera_to_world[0])
 
@@ -104,6 +104,26 @@ def import_result(
         options.frame_start,
     )
     return ImportedResult(camera=camera, points=points, collection=collection, warnings=warnings)
+
+
+def _camera_matrices(description: dict, path: Path) -> np.ndarray:
+    """camera_to_world as [T, 4, 4] float64, with the image size and fps checked alongside."""
+    try:
+        matrices = np.asarray(description["camera_to_world"], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise Geo4DError(
+            f"{path}: camera_to_world is not a list of 4x4 number matrices ({error})."
+        ) from error
+    if matrices.shape != (len(description["frames"]), 4, 4) or not np.isfinite(matrices).all():
+        raise Geo4DError(
+            f"{path}: camera_to_world must hold one finite 4x4 matrix per frame; found shape {matrices.shape}."
+        )
+    size = (description["width"], description["height"])
+    if not all(isinstance(value, int) and value > 0 for value in size):
+        raise Geo4DError(f"{path}: width and height must be positive integers; found {size}.")
+    if not isinstance(description["fps"], int | float) or not description["fps"] > 0:
+        raise Geo4DError(f"{path}: fps must be a positive number; found {description['fps']!r}.")
+    return matrices
 
 
 def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float, float]:

@@ -104,6 +104,13 @@ def damage_extra_camera(folder: Path) -> None:
     path.write_text(json.dumps(description))
 
 
+def damage_camera_matrix(folder: Path) -> None:
+    path = folder / "reconstruction.json"
+    description = json.loads(path.read_text())
+    description["camera_to_world"][1] = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    path.write_text(json.dumps(description))
+
+
 def damage_focal(folder: Path) -> None:
     path = folder / "reconstruction.json"
     description = json.loads(path.read_text())
@@ -119,8 +126,9 @@ def damage_focal(folder: Path) -> None:
         (damage_truncated_frame, "PACKED", "truncated"),
         (damage_extra_camera, "PACKED", "inconsistent"),
         (damage_focal, "STREAMED", "intrinsics"),
+        (damage_camera_matrix, "STREAMED", "4x4"),
     ],
-    ids=["missing-folder", "missing-frame", "truncated-ply", "frame-count", "bad-focal"],
+    ids=["missing-folder", "missing-frame", "truncated-ply", "frame-count", "bad-focal", "bad-camera"],
 )
 def test_bad_result_raises_and_leaves_the_file_unchanged(empty_scene, room_result, damage, storage, message):
     folder, _ = room_result
