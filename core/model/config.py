@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..video import MODEL_SIZES
+
 GROUP_NORM_GROUPS = 32  # every GroupNorm of the UNet, the VAE and the temporal blocks uses 32 groups
+# The tiny model's one input size (W, H): wider or narrower videos are centre-cropped to 2:1.
+TINY_INPUT_SIZES = ((128, 64),)
 
 
 def _check_positive(owner: str, **values: int | float) -> None:
@@ -231,15 +235,22 @@ class VAEConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Every component of the Geo4D network. Use `NetworkConfig.full()` or `NetworkConfig.tiny()`."""
+    """Every component of the Geo4D network. Use `NetworkConfig.full()` or `NetworkConfig.tiny()`.
+
+    input_sizes: the landscape (W, H) input sizes the network was made for, in pixels; the pipeline
+    picks the one closest to a video's aspect (core.video.choose_model_size). Each side must be a
+    multiple of `input_stride`.
+    """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
     resampler: ResamplerConfig = field(default_factory=ResamplerConfig)
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     visual: VisualTowerConfig = field(default_factory=VisualTowerConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
+    input_sizes: tuple[tuple[int, int], ...] = MODEL_SIZES
 
     def __post_init__(self) -> None:
+        self._check_input_sizes()
         context_dim = self.unet.context_dim
         if self.text.width != context_dim:
             raise ValueError(
@@ -280,6 +291,23 @@ class NetworkConfig:
                 f"({self.unet.out_channels + self.vae.latent_channels})"
             )
 
+    @property
+    def input_stride(self) -> int:
+        """Pixels an input side must be a multiple of: VAE downsampling x UNet downsampling (64 for both presets)."""
+        return self.vae.downsampling * 2 ** (len(self.unet.channel_mult) - 1)
+
+    def _check_input_sizes(self) -> None:
+        stride = self.input_stride
+        sizes = self.input_sizes
+        if not sizes or any(
+            len(size) != 2 or any(not isinstance(side, int) or side <= 0 or side % stride for side in size)
+            for size in sizes
+        ):
+            raise ValueError(
+                f"NetworkConfig.input_sizes = {sizes!r}: needs one or more (width, height) pairs of positive "
+                f"multiples of {stride} pixels"
+            )
+
     @classmethod
     def full(cls) -> NetworkConfig:
         """The published Geo4D model (configs/inference_geo4d.yaml)."""
@@ -287,11 +315,16 @@ class NetworkConfig:
 
     @classmethod
     def tiny(cls) -> NetworkConfig:
-        """Same structure and key set as `full` at small widths: for tests and the demo model."""
+        """Same structure and key set as `full` at small widths: for tests and the embedded demo model.
+
+        It runs at 128x64 (a quarter of the published width): a 16x8 latent, small enough to train on a
+        CPU (core/train). Every UNet level below the first is 64 wide, so each GroupNorm group holds at
+        least 2 channels.
+        """
         context_dim = 32
         return cls(
             unet=UNetConfig(
-                model_channels=32, channel_mult=(1, 2, 1, 1), head_channels=16, context_dim=context_dim
+                model_channels=32, channel_mult=(1, 2, 2, 2), head_channels=16, context_dim=context_dim
             ),
             resampler=ResamplerConfig(
                 dim=32, depth=2, dim_head=8, heads=3, embedding_dim=64, output_dim=context_dim
@@ -299,6 +332,7 @@ class NetworkConfig:
             text=TextTowerConfig(width=context_dim, heads=2, layers=3, embed_dim=context_dim),
             visual=VisualTowerConfig(width=64, heads=2, layers=2, embed_dim=context_dim),
             vae=VAEConfig(channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, adaptor_channels=32),
+            input_sizes=TINY_INPUT_SIZES,
         )
 
     @classmethod

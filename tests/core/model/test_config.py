@@ -62,3 +62,16 @@ def test_tiny_preset_keeps_the_structure() -> None:
 def test_bad_values_are_refused_by_name(build, named: str) -> None:
     with pytest.raises(ValueError, match=named.replace("(", r"\(")):
         build()
+
+
+def test_input_sizes_follow_the_network_stride() -> None:
+    from geo4d.core.video import MODEL_SIZES
+
+    assert NetworkConfig.full().input_sizes == MODEL_SIZES
+    tiny = NetworkConfig.tiny()
+    assert tiny.input_stride == 64
+    assert all(w % 64 == 0 and h % 64 == 0 and w < 512 for w, h in tiny.input_sizes)
+    with pytest.raises(ValueError, match=r"input_sizes = \(\(100, 64\),\)"):
+        NetworkConfig(input_sizes=((100, 64),))
+    with pytest.raises(ValueError, match="input_sizes"):
+        NetworkConfig(input_sizes=())
