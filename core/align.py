@@ -1,0 +1,496 @@
+"""Multi-modal alignment: per-window Geo4D predictions -> one camera path, one shared focal, per-frame depth.
+
+Structure (all closed-form steps, batched over windows and frames; see README "Alignment"):
+1. Decode every window on a subsampled pixel grid (core.modalities).
+2. Per window and frame, in the window's own frame: the camera centre where the predicted rays through
+   the predicted points meet, then rotation and focal from the directions of the points seen from it;
+   the ray maps' own trajectory gives a second focal estimate. The median over all is the shared focal
+   (a joint refit with the poses drifts along the focal/depth ambiguity, so it is not refitted).
+3. Garbage windows: consecutive windows are Umeyama-fitted over their shared frames; a window that
+   fits none of its neighbours is down-weighted and reported.
+4. Windows are chained into one world by weighted Umeyama fits against the points fused so far, then
+   refined jointly: fuse per-frame world points (robust, confidence-weighted), refit every window's
+   similarity to them, repeat.
+5. Per-frame poses: object-space orthogonal iterations against the fused points, robustly reweighted.
+6. Per-window disparity affine maps by an L1 fit to the fused inverse depth; full-resolution depth fuses
+   every window's point-map depth and disparity depth per frame, robustly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .align_init import (
+    SolverGrid,
+    chain_windows,
+    pair_residuals,
+    sample_windows,
+    window_cameras,
+)
+from .align_solvers import (
+    average_rotations,
+    camera_points,
+    cauchy_weights,
+    masked_median,
+    orthogonal_iteration,
+    ray_distance,
+    similarity_fit,
+)
+from .errors import Geo4DError
+from .modalities import decode_disparity, decode_point_map
+from .prediction import WindowPrediction
+from .progress import CancelCheck, ProgressCallback, Reporter
+from .result import Intrinsics, Reconstruction
+
+logger = logging.getLogger(__name__)
+
+GARBAGE_WEIGHT = 1e-3
+DENSE_CHUNK_ELEMENTS = 1 << 26
+DEPTH_ROBUST_WIDTH = 0.05
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """Settings of the alignment.
+
+    solver_pixels: pixels per frame used by the solve (a regular subgrid); full resolution only at the end.
+    rounds: outer rounds of (fuse points, refit window similarities). pose_steps: orthogonal-iteration
+    steps for the per-frame poses and focal. robust_width: Cauchy width in robust standard deviations.
+    garbage_ratio, garbage_floor: a window whose relative misfit exceeds garbage_ratio x the median
+    window's and garbage_floor is garbage. disparity_weight: weight of disparity depth against point-map
+    depth in the final fusion. sky_tolerance: decode tolerance around the invalid value 1.05.
+    min_frame_points: fewest valid solver pixels that pose a frame; frames with fewer are interpolated.
+    """
+
+    solver_pixels: int = 1024
+    rounds: int = 3
+    pose_steps: int = 12
+    robust_width: float = 3.0
+    garbage_ratio: float = 4.0
+    garbage_floor: float = 0.05
+    disparity_weight: float = 1.0
+    sky_tolerance: float = 0.1
+    min_frame_points: int = 12
+
+    def __post_init__(self) -> None:
+        limits = {
+            "solver_pixels": (64, 1 << 22),
+            "rounds": (1, 100),
+            "pose_steps": (1, 1000),
+            "robust_width": (0.5, 100.0),
+            "garbage_ratio": (1.0, 1000.0),
+            "garbage_floor": (0.0, 10.0),
+            "disparity_weight": (0.0, 100.0),
+            "sky_tolerance": (0.0, 0.5),
+            "min_frame_points": (3, 1 << 20),
+        }
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise ValueError(f"AlignConfig.{name} = {value} is out of range; allowed [{low}, {high}].")
+
+
+def _validate(predictions: list[WindowPrediction], color: np.ndarray) -> tuple[np.ndarray, int, list[str]]:
+    """Frame indices [N, L], the clip length, and warnings about non-finite values; Geo4DError when unusable."""
+    if not predictions:
+        raise Geo4DError("No window predictions to align. Run the network on at least one window first.")
+    shape = tuple(predictions[0].point_confidence.shape)
+    device = predictions[0].point_map.device
+    warnings = []
+    for index, prediction in enumerate(predictions):
+        if tuple(prediction.point_confidence.shape) != shape:
+            raise Geo4DError(
+                f"Window {index} has maps of shape {tuple(prediction.point_confidence.shape)} but window 0 has {shape}; "
+                "all windows must have the same length and resolution. Predict all windows with one setting."
+            )
+        if prediction.point_map.device != device:
+            raise Geo4DError(
+                f"Window {index} is on {prediction.point_map.device}, window 0 on {device}. Move them to one device."
+            )
+        maps = (
+            prediction.point_map,
+            prediction.point_confidence,
+            prediction.disparity,
+            prediction.ray_direction,
+            prediction.ray_moment,
+        )
+        bad = sum(int((~torch.isfinite(m)).sum()) for m in maps if not torch.isfinite(m.sum()))
+        if bad:
+            warnings.append(
+                f"Window {index} holds {bad} NaN or infinite values; those pixels were treated as invalid."
+            )
+    frames = np.stack([p.frames.cpu().numpy() for p in predictions]).astype(np.int64)
+    if frames.min() < 0:
+        raise Geo4DError("Window frame indices must be >= 0.")
+    num_frames = int(frames.max()) + 1
+    uncovered = np.setdiff1d(np.arange(num_frames), frames)
+    if len(uncovered):
+        raise Geo4DError(
+            f"Frames {uncovered[:5].tolist()} are seen by no window; the window plan does not cover the clip."
+        )
+    expected = (num_frames, shape[1], shape[2], 3)
+    if tuple(color.shape) != expected:
+        raise Geo4DError(
+            f"The frame colours have shape {tuple(color.shape)}; expected {expected} (frames, H, W, RGB)."
+        )
+    for message in warnings:
+        logger.warning(message)
+    return frames, num_frames, warnings
+
+
+def _fuse(
+    values: torch.Tensor, weights: torch.Tensor, frames: torch.Tensor, num_frames: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted per-frame mean of slot values [N, L, P, C] -> ([T, P, C], weight sums [T, P])."""
+    index = frames.reshape(-1)
+    total = torch.zeros(num_frames, *weights.shape[2:], dtype=weights.dtype, device=weights.device)
+    total.index_add_(0, index, weights.reshape(-1, *weights.shape[2:]))
+    summed = torch.zeros(num_frames, *values.shape[2:], dtype=values.dtype, device=values.device)
+    summed.index_add_(0, index, (values * weights[..., None]).reshape(-1, *values.shape[2:]))
+    return summed / total.clamp_min(1e-30)[..., None], total
+
+
+def _apply(
+    scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, points: torch.Tensor
+) -> torch.Tensor:
+    """Per-window similarities ([N], [N, 3, 3], [N, 3]) applied to points [N, ..., 3]."""
+    shape = points.shape
+    flat = points.reshape(shape[0], -1, 3)
+    moved = scale[:, None, None] * torch.einsum("nij,npj->npi", rotation, flat) + translation[:, None]
+    return moved.reshape(shape)
+
+
+def _robust_fuse(
+    grid: SolverGrid, world, window_weight, slot_centre, layout, num_frames: int, config: AlignConfig
+):
+    """Per-frame fused world points [T, P, 3] that outlier pixels cannot drag.
+
+    Each frame starts from the coordinate-wise median over the trusted windows that see it; every slot
+    pixel is then weighted by its confidence times a Cauchy weight of its distance from that median
+    (relative to its depth), and the fused point is the weighted mean. Returns (fused, weight sums [T, P],
+    slot weights [N, L, P]).
+    """
+    positions, most = layout
+    frames = grid.frames_t
+    trusted = (window_weight > 0.5)[:, None, None] & (grid.weights > 0)
+    active = positions >= 0
+    buffer = torch.full(
+        (num_frames, most, *world.shape[2:]), float("nan"), dtype=world.dtype, device=world.device
+    )
+    buffer[frames[active], positions[active]] = torch.where(trusted[..., None], world, float("nan"))[active]
+    median = torch.nanmedian(buffer, dim=1).values
+    plain, _ = _fuse(world, grid.weights * window_weight[:, None, None], frames, num_frames)
+    median = torch.where(torch.isnan(median), plain, median)
+    target = median[frames]
+    depth = (target - slot_centre[:, :, None]).norm(dim=-1).clamp_min(1e-12)
+    relative = (world - target).norm(dim=-1) / depth
+    pooled = cauchy_weights(
+        relative.reshape(1, -1), trusted.reshape(1, -1).to(world.dtype), config.robust_width
+    )
+    robust = torch.where(
+        trusted, pooled.reshape(relative.shape) * grid.weights, grid.weights * GARBAGE_WEIGHT
+    )
+    fused, total = _fuse(world, robust, frames, num_frames)
+    return fused, total, robust
+
+
+def _refine_windows(
+    grid: SolverGrid, similarity, window_weight, slot_centres, num_frames: int, config: AlignConfig
+):
+    """Alternate robustly fused per-frame points and per-window Umeyama refits.
+
+    slot_centres [N, L, 3]: the slots' camera centres in their windows' frames (for relative residuals).
+    Returns the similarity, fused points [T, P, 3], fused weights [T, P], slot weights [N, L, P] and the
+    windows' world points [N, L, P, 3].
+    """
+    count = grid.weights.shape[0]
+    layout = _slot_positions(grid.frames_t.cpu().numpy(), window_weight.cpu().numpy() > 0, num_frames)
+    layout = (torch.from_numpy(layout[0]).to(grid.frames_t.device), layout[1])
+    for _ in range(config.rounds):
+        world = _apply(*similarity, grid.points)
+        fused, fused_weight, robust = _robust_fuse(
+            grid, world, window_weight, _apply(*similarity, slot_centres), layout, num_frames, config
+        )
+        fit_weight = (robust * (fused_weight[grid.frames_t] > 0)).reshape(count, -1)
+        similarity = similarity_fit(
+            grid.points.reshape(count, -1, 3), fused[grid.frames_t].reshape(count, -1, 3), fit_weight
+        )
+    world = _apply(*similarity, grid.points)
+    fused, fused_weight, robust = _robust_fuse(
+        grid, world, window_weight, _apply(*similarity, slot_centres), layout, num_frames, config
+    )
+    return similarity, fused, fused_weight, robust, world
+
+
+def _window_misfit(world, fused, frames, weights, size) -> torch.Tensor:
+    """[N] median distance of each window's world points from the fused points, relative to scene size."""
+    residual = (world - fused[frames]).norm(dim=-1).reshape(world.shape[0], -1)
+    return masked_median(residual, (weights > 0).reshape(world.shape[0], -1)) / size
+
+
+def _interpolate_unposed(
+    rotation: torch.Tensor, centre: torch.Tensor, posed: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill frames without a pose: centres linearly between posed neighbours, rotation of the nearest."""
+    known = np.nonzero(posed)[0]
+    every = np.arange(len(posed))
+    centre_np = centre.cpu().numpy()
+    filled = np.stack([np.interp(every, known, centre_np[known, axis]) for axis in range(3)], axis=-1)
+    nearest = known[np.abs(every[:, None] - known[None, :]).argmin(axis=1)]
+    return rotation[torch.from_numpy(nearest).to(rotation.device)], torch.from_numpy(filled).to(centre)
+
+
+def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frames):
+    """Per-frame camera-to-world rotation [T, 3, 3], centre [T, 3], the shared focal, and which frames are posed."""
+    rotation, centre = world_cams
+    offsets = grid.offsets.expand(num_frames, -1, -1)
+    rays = torch.cat([offsets / focal, torch.ones_like(offsets[..., :1])], dim=-1)
+    rays = rays / rays.norm(dim=-1, keepdim=True)
+    weights = fused_weight.clone()
+    posed = ((weights > 0).sum(-1) >= config.min_frame_points).cpu().numpy()
+    if not posed.any():
+        raise Geo4DError(
+            "No frame has enough valid pixels to place its camera: the predictions are all sky or invalid."
+        )
+    weights = weights * torch.from_numpy(posed).to(weights)[:, None]
+    for step in range(config.pose_steps):
+        rotation, centre = orthogonal_iteration(fused, rays, weights, rotation, centre, 1)
+        if step % 2 == 0:
+            distance = ray_distance(fused, rays, rotation, centre) / camera_points(fused, rotation, centre)[
+                ..., 2
+            ].abs().clamp_min(1e-9)
+            weights = cauchy_weights(
+                distance.reshape(1, -1), fused_weight.reshape(1, -1), config.robust_width
+            ).reshape(weights.shape)
+            weights = weights * torch.from_numpy(posed).to(weights)[:, None]
+    if not posed.all():
+        rotation, centre = _interpolate_unposed(rotation, centre, posed)
+    return rotation, centre, focal, posed
+
+
+def _fuse_depth(estimates: torch.Tensor, weights: torch.Tensor, start_mask: torch.Tensor, width: float):
+    """Robust per-pixel fusion of depth estimates [C, E, H, W] (weights alike) -> (depth [C, H, W], robust weights).
+
+    Starts from the median of the estimates in start_mask, then reweights by relative deviation (Cauchy).
+    """
+    used = (weights > 0) & start_mask
+    depth = torch.nan_to_num(torch.nanmedian(torch.where(used, estimates, torch.nan), dim=1).values, nan=0.0)
+    robust = weights
+    for _ in range(3):
+        relative = (estimates - depth[:, None]).abs() / depth.abs().clamp_min(1e-12)[:, None]
+        robust = weights / (1 + (relative / width) ** 2)
+        depth = (robust * estimates).sum(1) / robust.sum(1).clamp_min(1e-30)
+    return depth, robust
+
+
+def _slot_positions(frames: np.ndarray, active: np.ndarray, num_frames: int) -> tuple[np.ndarray, int]:
+    """[N, L] position of each active slot among the slots that see its frame, and the most slots per frame."""
+    position = np.full(frames.shape, -1, dtype=np.int64)
+    counts = np.zeros(num_frames, dtype=np.int64)
+    for window, slot in zip(*np.nonzero(active[:, None] & np.ones_like(frames, dtype=bool)), strict=True):
+        frame = frames[window, slot]
+        position[window, slot] = counts[frame]
+        counts[frame] += 1
+    return position, int(counts.max())
+
+
+def _dense_depth(predictions, frames, similarity, cameras, disparity_map, window_weight, config, reporter):
+    """Full-resolution depth and confidence [T, H, W] float32, fused over every window seeing each frame.
+
+    Frames are processed in chunks that bound memory; within a chunk every window is decoded once.
+    """
+    scale, rotation_w, translation_w = (x.float() for x in similarity)
+    cam_rotation, cam_centre = (x.float() for x in cameras)
+    alpha, beta = disparity_map
+    num_frames = cam_rotation.shape[0]
+    _, height, width = predictions[0].point_confidence.shape
+    device = predictions[0].point_map.device
+    weight_np = window_weight.cpu().numpy()
+    position, most = _slot_positions(frames, weight_np > 0, num_frames)
+    chunk = max(1, DENSE_CHUNK_ELEMENTS // (2 * most * height * width))
+    depth_out = torch.zeros(num_frames, height, width, device=device)
+    confidence_out = torch.zeros_like(depth_out)
+    for first in range(0, num_frames, chunk):
+        reporter.report("align: depth", first, num_frames)
+        last = min(num_frames, first + chunk)
+        estimates = torch.zeros(last - first, 2 * most, height, width, device=device)
+        weights = torch.zeros_like(estimates)
+        point_conf = torch.zeros(last - first, most, height, width, device=device)
+        good = torch.zeros(last - first, 2 * most, 1, 1, dtype=torch.bool, device=device)
+        for window in np.nonzero(weight_np > 0)[0].tolist():
+            slots = np.nonzero((frames[window] >= first) & (frames[window] < last))[0]
+            if len(slots) == 0:
+                continue
+            prediction = predictions[window]
+            index = torch.from_numpy(slots).to(device)
+            frame = torch.from_numpy(frames[window, slots]).to(device)
+            decoded, valid = decode_point_map(prediction.point_map[index], config.sky_tolerance)
+            conf = (
+                torch.nan_to_num(prediction.point_confidence[index], nan=0.0, posinf=0.0).clamp_min(0) * valid
+            )
+            world = scale[window] * decoded @ rotation_w[window].T + translation_w[window]
+            z = ((world - cam_centre[frame][:, None, None]) * cam_rotation[frame][:, None, None, :, 2]).sum(
+                -1
+            )
+            weight = conf * float(weight_np[window]) * (z > 0)
+            disparity, disparity_valid = decode_disparity(prediction.disparity[index])
+            inverse = float(alpha[window]) * disparity + float(beta[window])
+            usable = disparity_valid & (inverse > 1e-9) & (weight > 0)
+            rows = frame - first
+            slot_pos = torch.from_numpy(position[window, slots]).to(device)
+            estimates[rows, slot_pos] = z
+            estimates[rows, most + slot_pos] = torch.where(usable, 1 / inverse.clamp_min(1e-9), z)
+            weights[rows, slot_pos] = weight
+            weights[rows, most + slot_pos] = weight * usable * config.disparity_weight
+            point_conf[rows, slot_pos] = conf
+            good[rows, slot_pos] = good[rows, most + slot_pos] = bool(weight_np[window] > 0.5)
+        good_any = ((weights > 0) & good).any(1, keepdim=True)
+        start_mask = good | ~good_any
+        depth, robust = _fuse_depth(estimates, weights, start_mask, DEPTH_ROBUST_WIDTH)
+        agreement = robust[:, :most] / weights[:, :most].clamp_min(1e-30)
+        seen = (point_conf > 0).sum(1).clamp_min(1)
+        covered = (weights.sum(1) > 0) & (depth > 0)
+        depth_out[first:last] = torch.where(covered, depth, torch.zeros_like(depth))
+        confidence_out[first:last] = (agreement * point_conf).sum(1) / seen * covered
+    return depth_out, confidence_out
+
+
+def align_windows(
+    predictions: list[WindowPrediction],
+    color: np.ndarray,
+    config: AlignConfig = AlignConfig(),
+    fps: float = 24.0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> Reconstruction:
+    """Fuse per-window predictions into one Reconstruction.
+
+    predictions: windows of L frames at H x W (core.prediction), on one device (CPU or CUDA), float32.
+    color: [T, H, W, 3] uint8 colours of the clip's frames, T = 1 + the largest frame index.
+    Returns cameras in a world whose origin and axes are frame 0's camera, scaled to a median depth of 1;
+    warnings name garbage windows, non-finite inputs and frames whose pose had to be interpolated.
+    """
+    started = time.perf_counter()
+    reporter = Reporter(progress, cancel)
+    reporter.report("align: set-up", 0, 1)
+    frames, num_frames, warnings = _validate(predictions, color)
+    grid = sample_windows(predictions, frames, config)
+    window_weight = grid.window_weight
+    for index in torch.nonzero(window_weight == 0).flatten().tolist():
+        warnings.append(
+            f"Window {index} (frames {frames[index, 0]}-{frames[index, -1]}) has no valid, confident pixel; it was ignored."
+        )
+    if not (window_weight > 0).any():
+        raise Geo4DError(
+            "Every window is empty (no valid pixel with positive confidence). Check the network's output."
+        )
+
+    reporter.report("align: window cameras", 0, 1)
+    cams = window_cameras(grid, config)
+    good = window_weight > 0.5
+    focal = torch.cat([cams.point_focal[good].flatten(), cams.ray_focal[good].flatten()]).median()
+
+    size = grid.scene_size()
+    misfit = pair_residuals(grid, frames, config) / size
+    garbage = _flag_garbage(misfit, window_weight, config)
+    window_weight = torch.where(garbage, torch.full_like(window_weight, GARBAGE_WEIGHT), window_weight)
+
+    reporter.report("align: chaining windows", 0, 1)
+    similarity = chain_windows(grid, frames, window_weight, num_frames, config)
+    similarity, fused, fused_weight, robust, world = _refine_windows(
+        grid, similarity, window_weight, cams.centre, num_frames, config
+    )
+    late = (
+        _flag_garbage(_window_misfit(world, fused, grid.frames_t, grid.weights, size), window_weight, config)
+        & ~garbage
+    )
+    if late.any():
+        garbage = garbage | late
+        window_weight = torch.where(garbage, torch.full_like(window_weight, GARBAGE_WEIGHT), window_weight)
+        similarity, fused, fused_weight, robust, world = _refine_windows(
+            grid, similarity, window_weight, cams.centre, num_frames, config
+        )
+    for index in torch.nonzero(garbage).flatten().tolist():
+        warnings.append(
+            f"Window {index} (frames {frames[index, 0]}-{frames[index, -1]}) disagrees with its neighbours and was "
+            "down-weighted as unreliable."
+        )
+
+    reporter.report("align: cameras", 0, 1)
+    scale, rotation_w, translation_w = similarity
+    slot_rotation = rotation_w[:, None] @ cams.rotation
+    slot_centre = _apply(scale, rotation_w, translation_w, cams.centre)
+    slot_weight = (grid.weights.sum(-1) * window_weight[:, None]).reshape(-1)
+    index = grid.frames_t.reshape(-1)
+    init_rotation = average_rotations(slot_rotation.reshape(-1, 3, 3), slot_weight, index, num_frames)
+    init_centre, _ = _fuse(
+        slot_centre[:, :, None],
+        slot_weight.reshape(grid.frames_t.shape)[..., None],
+        grid.frames_t,
+        num_frames,
+    )
+    rotation, centre, focal, posed = _frame_poses(
+        grid, fused, fused_weight, (init_rotation, init_centre[:, 0]), focal, config, num_frames
+    )
+    if not posed.all():
+        missing = np.nonzero(~posed)[0].tolist()
+        warnings.append(
+            f"Frames {missing[:10]} have too few valid pixels; their cameras were interpolated from neighbours."
+        )
+    if not torch.isfinite(focal) or focal <= 0:
+        raise Geo4DError(
+            "The focal length could not be estimated (degenerate predictions). Check the network's output."
+        )
+
+    camera_z = camera_points(fused, rotation, centre)[..., 2]
+    inverse_target = 1 / camera_z.clamp_min(1e-9)
+    disparity_map = grid.fit_disparity(inverse_target, camera_z > 0, robust, window_weight)
+
+    depth, confidence = _dense_depth(
+        predictions, frames, similarity, (rotation, centre), disparity_map, window_weight, config, reporter
+    )
+    camera_to_world = torch.eye(4, dtype=torch.float64).repeat(num_frames, 1, 1)
+    camera_to_world[:, :3, :3] = rotation.cpu().double()
+    camera_to_world[:, :3, 3] = centre.cpu().double()
+    camera_to_world = torch.linalg.inv(camera_to_world[0]) @ camera_to_world
+    valid_depth = depth[depth > 0]
+    unit = float(valid_depth.median()) if valid_depth.numel() else 1.0
+    camera_to_world[:, :3, 3] /= unit
+    if not torch.isfinite(camera_to_world).all():
+        raise Geo4DError("The alignment produced non-finite cameras; the predictions are degenerate.")
+    _, height, width = predictions[0].point_confidence.shape
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "Aligned %d windows, %d frames in %.2f s; focal %.2f px.",
+        len(predictions),
+        num_frames,
+        elapsed,
+        float(focal),
+    )
+    return Reconstruction(
+        camera_to_world=camera_to_world.numpy(),
+        intrinsics=Intrinsics(float(focal), float(focal), width / 2, height / 2),
+        depth=(depth / unit).cpu().numpy(),
+        confidence=confidence.cpu().numpy(),
+        color=color,
+        fps=fps,
+        settings={"align": asdict(config), "windows": len(predictions), "solver_grid": list(grid.shape)},
+        timings={"align_s": elapsed},
+        warnings=warnings,
+    )
+
+
+def _flag_garbage(misfit: torch.Tensor, window_weight: torch.Tensor, config: AlignConfig) -> torch.Tensor:
+    """[N] bool: windows whose misfit is far above the typical window's (needs 3 or more usable windows)."""
+    usable = (window_weight > 0) & torch.isfinite(misfit)
+    if int(usable.sum()) < 3:
+        return torch.zeros_like(usable)
+    typical = misfit[usable].median()
+    threshold = max(config.garbage_ratio * float(typical), config.garbage_floor)
+    return usable & (misfit > threshold) & (not math.isnan(threshold))

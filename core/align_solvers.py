@@ -1,0 +1,136 @@
+"""Closed-form, batched geometric solvers of the aligner: Umeyama fits, robust weights, pose updates.
+
+Every function works on a leading batch of independent problems ([B, ...]) so the aligner can run all
+windows or all frames at once. Tensors are torch; weights are >= 0 and zero marks an unused entry.
+"""
+
+from __future__ import annotations
+
+import torch
+
+ROBUST_MIN_SIGMA = 1e-9
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor, dim: int = -2) -> torch.Tensor:
+    """Mean of values [..., P, C] along dim with weights [..., P]."""
+    total = weights.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+    return (values * weights[..., None]).sum(dim=dim) / total
+
+
+def masked_median(values: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+    """Median over the last dim of values [..., P] where `used`; NaN where nothing is used."""
+    return torch.nanmedian(torch.where(used, values, torch.full_like(values, float("nan"))), dim=-1).values
+
+
+def cauchy_weights(residual: torch.Tensor, weights: torch.Tensor, width: float) -> torch.Tensor:
+    """Weights [..., P] times a Cauchy down-weighting of residual [..., P] (>= 0).
+
+    The scale is `width` x 1.4826 x the median residual of each batch entry, so a few percent of wild
+    values barely move a fit while inliers keep almost their full weight.
+    """
+    sigma = 1.4826 * masked_median(residual, weights > 0)
+    sigma = torch.nan_to_num(sigma, nan=1.0).clamp_min(ROBUST_MIN_SIGMA)[..., None]
+    return weights / (1 + (residual / (width * sigma)) ** 2)
+
+
+def similarity_fit(
+    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, with_scale: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted Umeyama: scale [B], rotation [B, 3, 3], translation [B, 3] with target ~ s R source + t.
+
+    source, target [B, P, 3]; weights [B, P]. Entries without weight get the identity.
+    """
+    total = weights.sum(-1).clamp_min(1e-30)
+    source_mean = weighted_mean(source, weights)
+    target_mean = weighted_mean(target, weights)
+    source_centred = source - source_mean[:, None]
+    target_centred = target - target_mean[:, None]
+    covariance = (target_centred * weights[..., None]).transpose(1, 2) @ source_centred / total[:, None, None]
+    u, singular, vh = torch.linalg.svd(covariance)
+    sign = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    flip = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)
+    rotation = u @ (flip[..., None] * vh)
+    if with_scale:
+        variance = (weights * (source_centred**2).sum(-1)).sum(-1) / total
+        scale = (singular * flip).sum(-1) / variance.clamp_min(1e-30)
+    else:
+        scale = torch.ones_like(total)
+    empty = weights.sum(-1) <= 0
+    eye = torch.eye(3, dtype=rotation.dtype, device=rotation.device).expand_as(rotation)
+    rotation = torch.where(empty[:, None, None], eye, rotation)
+    scale = torch.where(empty, torch.ones_like(scale), scale)
+    translation = target_mean - scale[:, None] * (rotation @ source_mean[..., None])[..., 0]
+    return scale, rotation, translation
+
+
+def average_rotations(
+    rotations: torch.Tensor, weights: torch.Tensor, index: torch.Tensor, count: int
+) -> torch.Tensor:
+    """Chordal weighted mean [count, 3, 3] of rotations [M, 3, 3] grouped by index [M] (weights [M])."""
+    summed = torch.zeros(count, 3, 3, dtype=rotations.dtype, device=rotations.device)
+    summed.index_add_(0, index, rotations * weights[:, None, None])
+    u, _, vh = torch.linalg.svd(summed)
+    sign = torch.sign(torch.linalg.det(u @ vh))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    flip = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)
+    return u @ (flip[..., None] * vh)
+
+
+def camera_points(world: torch.Tensor, rotation: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+    """World points [B, P, 3] in the camera frames of cameras (rotation [B, 3, 3] camera->world, centre [B, 3])."""
+    return torch.einsum("bji,bpj->bpi", rotation, world - centre[:, None])
+
+
+def orthogonal_iteration(
+    world: torch.Tensor,
+    rays: torch.Tensor,
+    weights: torch.Tensor,
+    rotation: torch.Tensor,
+    centre: torch.Tensor,
+    steps: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Refine camera poses so that world points [B, P, 3] lie on their pixels' unit rays [B, P, 3].
+
+    Object-space pose estimation (Lu, Hager and Mjolsness 2000): project each point, seen from the
+    current camera, onto its viewing ray, then fit the rigid motion from those projections to the world
+    points; repeat `steps` times. rotation [B, 3, 3] camera->world and centre [B, 3] are the start.
+    """
+    for _ in range(steps):
+        local = camera_points(world, rotation, centre)
+        along = (local * rays).sum(-1, keepdim=True).clamp_min(0)
+        _, rotation, centre = similarity_fit(along * rays, world, weights, with_scale=False)
+    return rotation, centre
+
+
+def ray_distance(
+    world: torch.Tensor, rays: torch.Tensor, rotation: torch.Tensor, centre: torch.Tensor
+) -> torch.Tensor:
+    """[B, P] distance of world points from their viewing rays (rays unit [B, P, 3] in camera axes)."""
+    local = camera_points(world, rotation, centre)
+    along = (local * rays).sum(-1, keepdim=True)
+    return (local - along * rays).norm(dim=-1)
+
+
+def affine_fit_l1(
+    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, steps: int = 5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-batch scale [B] and shift [B] with target ~ scale * source + shift, an L1 fit by reweighting.
+
+    source, target, weights [B, P].
+    """
+    current = weights
+    scale = torch.ones(source.shape[0], dtype=source.dtype, device=source.device)
+    shift = torch.zeros_like(scale)
+    for _ in range(steps):
+        total = current.sum(-1).clamp_min(1e-30)
+        mean_s = (current * source).sum(-1) / total
+        mean_t = (current * target).sum(-1) / total
+        var_s = (current * (source - mean_s[:, None]) ** 2).sum(-1)
+        cov = (current * (source - mean_s[:, None]) * (target - mean_t[:, None])).sum(-1)
+        scale = cov / var_s.clamp_min(1e-30)
+        shift = mean_t - scale * mean_s
+        residual = (scale[:, None] * source + shift[:, None] - target).abs()
+        floor = 1e-6 * target.abs().mean(-1, keepdim=True).clamp_min(1e-12)
+        current = weights / residual.clamp_min(floor)
+    return scale, shift
