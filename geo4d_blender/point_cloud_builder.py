@@ -8,6 +8,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 from mathutils import Matrix
+from numpy.lib.recfunctions import structured_to_unstructured
 
 from .blend_paths import blend_folder_path
 from .core.errors import Geo4DError
@@ -116,8 +117,7 @@ def _pack_points(mesh: bpy.types.Mesh, frames: list[np.ndarray]) -> None:
     starts = np.concatenate([[0], np.cumsum(counts)])
     for index, (points, start, end) in enumerate(zip(frames, starts[:-1], starts[1:], strict=True)):
         frame_index[start:end] = index
-        for channel, name in enumerate(("x", "y", "z")):
-            xyz[start:end, channel] = points[name]
+        xyz[start:end] = structured_to_unstructured(points[["x", "y", "z"]])
         for channel, name in enumerate(("red", "green", "blue")):
             rgba[start:end, channel] = _SRGB_TO_LINEAR[points[name]]
         if "confidence" in points.dtype.names:
