@@ -1,0 +1,114 @@
+"""The training recipe of the embedded `tiny` model as one validated dataclass, with the shipped and toy presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Scene seeds [TRAIN_SEED_START, TRAIN_SEED_START + scenes) train the model. Seeds below
+# TRAIN_SEED_START (the demo's, the quality table's 101-105, `synth`'s default 0) are never trained on.
+TRAIN_SEED_START = 1000
+TRAIN_SEED_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained weights (with `seed`, the run is repeatable on one device).
+
+    Data: `scenes` synthetic scenes (seeds TRAIN_SEED_START...) of `frames_per_scene` frames at the
+    network's input size, rendered at `supersampling` x that size and box-filtered (as a resized video
+    looks); windows of 16 frames start every `window_step` frames; every window is also used mirrored.
+    VAE: `vae_steps` AdamW steps of `vae_batch` images (RGB frames and modality maps), L1 + `kl_weight` KL.
+    UNet: `unet_steps` steps of `unet_batch` windows, v-prediction MSE; a fraction `inference_timestep_share`
+    of the timesteps is drawn from the 5-step DDIM timesteps the pipeline samples with, the rest uniform.
+    Point-map decoder: `pointmap_steps` steps of `pointmap_batch` frames, Laplacian likelihood with the
+    uncertainty head; a share `pointmap_sampled_share` of its latents are the UNet's own 5-step samples.
+    """
+
+    scenes: int = 36
+    frames_per_scene: int = 24
+    window_step: int = 8
+    supersampling: int = 2
+    vae_steps: int = 300
+    vae_batch: int = 8
+    vae_lr: float = 1e-3
+    kl_weight: float = 1e-6
+    unet_steps: int = 1100
+    unet_batch: int = 2
+    unet_lr: float = 8e-4
+    inference_timestep_share: float = 0.6
+    pointmap_steps: int = 100
+    pointmap_batch: int = 8
+    pointmap_lr: float = 2e-4
+    pointmap_sampled_share: float = 0.5
+    warmup_steps: int = 50
+    seed: int = 0
+    log_every: int = 20
+
+    def __post_init__(self) -> None:
+        minimums = {
+            "scenes": 1,
+            "frames_per_scene": 16,
+            "window_step": 1,
+            "supersampling": 1,
+            "vae_steps": 0,
+            "vae_batch": 1,
+            "unet_steps": 0,
+            "unet_batch": 1,
+            "pointmap_steps": 0,
+            "pointmap_batch": 1,
+            "warmup_steps": 0,
+            "seed": 0,
+            "log_every": 1,
+        }
+        for name, low in minimums.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TrainConfig.{name} = {value!r}; expected an integer >= {low}")
+        if self.scenes > TRAIN_SEED_LIMIT - TRAIN_SEED_START:
+            raise ValueError(
+                f"TrainConfig.scenes = {self.scenes}; at most {TRAIN_SEED_LIMIT - TRAIN_SEED_START} "
+                f"(training seeds stay in [{TRAIN_SEED_START}, {TRAIN_SEED_LIMIT}))"
+            )
+        for name in ("vae_lr", "unet_lr", "pointmap_lr", "kl_weight"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"TrainConfig.{name} = {value!r}; expected a value in [0, 1]")
+        for name in ("inference_timestep_share", "pointmap_sampled_share"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"TrainConfig.{name} = {value!r}; expected a share in [0, 1]")
+
+    @property
+    def seeds(self) -> list[int]:
+        """The scene seeds trained on."""
+        return list(range(TRAIN_SEED_START, TRAIN_SEED_START + self.scenes))
+
+    @classmethod
+    def shipped(cls) -> TrainConfig:
+        """The recipe of core/weights/geo4d-tiny.safetensors (about an hour on a shared 2-core CPU)."""
+        return cls()
+
+    @classmethod
+    def toy(cls) -> TrainConfig:
+        """A few steps on two short scenes: checks the whole recipe in about a minute (tests)."""
+        return cls(
+            scenes=2,
+            frames_per_scene=16,
+            supersampling=1,
+            vae_steps=4,
+            vae_batch=4,
+            unet_steps=4,
+            unet_batch=1,
+            pointmap_steps=2,
+            pointmap_batch=4,
+            warmup_steps=1,
+            log_every=1,
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> TrainConfig:
+        """The preset called `name` ("shipped" or "toy")."""
+        presets = {"shipped": cls.shipped, "toy": cls.toy}
+        if name not in presets:
+            raise ValueError(f"training preset {name!r}: must be one of {sorted(presets)}")
+        return presets[name]()

@@ -1,0 +1,147 @@
+"""The whole training run of the embedded model: data, VAE, latents, UNet, point-map decoder, weights file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..errors import Geo4DError
+from ..geo4d_pipeline import Geo4D
+from ..model.config import NetworkConfig
+from ..model.network_file import write_network_file
+from ..model.unet import UNet3D
+from ..model.vae import Geo4DVAE
+from ..progress import CancelCheck, ProgressCallback, Reporter
+from .autoencoder import (
+    finetune_pointmap_decoder,
+    pointmap_vae_from,
+    reconstruction_error,
+    standardise_latents,
+    train_vae,
+)
+from .config import TrainConfig
+from .data import CACHE_NAME, WINDOW, render_scenes
+from .denoiser import VIDEO_FPS, LatentSet, c_concat, encode_windows, train_unet
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "geo4d-tiny.safetensors"
+LOG_NAME = "train_log.jsonl"
+SUMMARY_NAME = "train_summary.json"
+WEIGHTS_DTYPE = torch.float16  # halves the shipped file; the pipeline loads it in its own precision
+
+
+def training_device(name: str) -> torch.device:
+    """ "auto" (CUDA when available), "cpu" or "cuda"; Geo4DError when CUDA is asked for but missing."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise Geo4DError(f"Device {name!r} is not known; use auto, cpu or cuda.")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise Geo4DError("CUDA was requested but PyTorch sees no CUDA device; use --device cpu.")
+    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainConfig):
+    """A LatentSource: the UNet's 5-step sample of a window, its point-map latents unscaled [L, 4, h, w]."""
+    generator = torch.Generator().manual_seed(config.seed + 5)
+    index = {tuple(window.tolist()): i for i, window in enumerate(latents.windows)}
+    scale = model.config.vae.scale_factor
+
+    def sample(scene: int, start: int, flip: bool) -> torch.Tensor:
+        window = latents.windows[index[(scene, start, int(flip))]]
+        condition = c_concat(latents, window, scale, generator)[None].to(model.device)
+        noise = torch.randn((1, model.config.unet.out_channels, *condition.shape[2:]), generator=generator)
+        with torch.no_grad():
+            sampled = model.denoise(condition, VIDEO_FPS, noise)
+        return sampled[0, :4].transpose(0, 1) / scale
+
+    return sample
+
+
+def run_training(
+    output: str | Path,
+    config: TrainConfig,
+    network: NetworkConfig | None = None,
+    device: str = "auto",
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> Path:
+    """Train the tiny model by `config` into `output` and return the weights file.
+
+    output/ receives data/scenes.npz (the rendered scenes, reused by a rerun with the same scenes),
+    train_log.jsonl (losses), train_summary.json (recipe, timings, figures) and geo4d-tiny.safetensors
+    in the format of `python -m geo4d convert-checkpoint`, written last and atomically.
+    """
+    output = Path(output)
+    network = network or NetworkConfig.tiny()
+    torch_device = training_device(device)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise Geo4DError(f"Cannot create {output}: {error.strerror}. Choose a writable folder.") from error
+    log_path = output / LOG_NAME
+    log_path.unlink(missing_ok=True)
+    reporter = Reporter(progress, cancel)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = round(time.perf_counter() - clock, 1)
+        clock = time.perf_counter()
+        logger.info("Stage %s done in %.1f s.", stage, timings[stage])
+
+    size = network.input_sizes[0]
+    logger.info("Training tiny Geo4D at %dx%d on %s with %s.", *size, torch_device, config)
+    scenes = render_scenes(config, size, output / "data" / CACHE_NAME, reporter)
+    lap("render")
+
+    torch.manual_seed(config.seed)
+    vae = Geo4DVAE(network.vae, encoder=True, uncertainty=False).to(torch_device)
+    histories = {"vae": train_vae(vae, scenes, config, torch_device, reporter, log_path)}
+    standardise_latents(vae, scenes, config, torch_device)
+    vae_errors = reconstruction_error(vae, scenes, config, torch_device)
+    logger.info("VAE reconstruction error (L1 per modality): %s", vae_errors)
+    lap("vae")
+
+    latents = encode_windows(vae, scenes, config, torch_device, reporter)
+    lap("encode")
+
+    unet = UNet3D(network.unet).to(torch_device)
+    tokens = network.unet.text_tokens + network.unet.image_tokens_per_frame * WINDOW
+    context = torch.nn.Parameter(torch.randn(1, tokens, network.unet.context_dim, device=torch_device))
+    histories["unet"] = train_unet(
+        unet, context, latents, config, network.vae.scale_factor, torch_device, reporter, log_path
+    )
+    lap("unet")
+
+    pointmap = pointmap_vae_from(vae)
+    model = Geo4D(network, unet, vae, pointmap, context.detach())
+    sampler = _sampled_pointmap_latents(model, latents, config)
+    histories["pointmap"] = finetune_pointmap_decoder(
+        pointmap, vae, scenes, config, torch_device, sampler, reporter, log_path
+    )
+    lap("pointmap")
+
+    weights = output / WEIGHTS_NAME
+    modules = {"unet": unet, "vae": vae, "pointmap_vae": pointmap}
+    write_network_file(weights, modules, context.detach(), network, WEIGHTS_DTYPE)
+    summary = {
+        "recipe": asdict(config),
+        "seeds": [config.seeds[0], config.seeds[-1]],
+        "input_size": list(size),
+        "device": str(torch_device),
+        "threads": torch.get_num_threads(),
+        "timings_s": timings,
+        "total_s": round(sum(timings.values()), 1),
+        "vae_reconstruction_l1": vae_errors,
+        "final_losses": {stage: history[-1] if history else {} for stage, history in histories.items()},
+        "parameters": {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()},
+    }
+    (output / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
+    logger.info("Wrote %s after %.0f s of training.", weights, summary["total_s"])
+    return weights
