@@ -51,3 +51,32 @@ def write_published_checkpoints() -> Callable[..., tuple[Path, Path]]:
         return paths
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """The model setting of the embedded tiny model: "tiny" when its weights ship, else a random-weight
+    tiny checkpoint in our converted format (Geo4D.from_config + write_network_file)."""
+    from geo4d.core.pipeline import TINY_MODEL, TINY_WEIGHTS
+
+    if TINY_WEIGHTS.is_file():
+        return TINY_MODEL
+    from geo4d.core.geo4d_pipeline import Geo4D
+    from geo4d.core.model.config import NetworkConfig
+    from geo4d.core.model.network_file import write_network_file
+
+    network = Geo4D.from_config(NetworkConfig.tiny(), seed=0)
+    path = tmp_path_factory.mktemp("tiny-model") / "geo4d-tiny-random.safetensors"
+    modules = {"unet": network.unet, "vae": network.vae, "pointmap_vae": network.pointmap_vae}
+    write_network_file(path, modules, network.context, network.config, torch.float32)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Run a module's small networks on one CPU thread (restored after): tiny convolutions gain nothing
+    from threads, and on a shared, busy machine two spinning threads made one tiny UNet call 40x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

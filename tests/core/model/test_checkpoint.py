@@ -22,6 +22,8 @@ from geo4d.core.model.config import NetworkConfig
 ALL_PARTS = (*MODEL_PART_PREFIXES, "pointmap_vae")
 TINY = NetworkConfig.tiny()
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def test_every_published_key_maps_onto_the_full_network(published_shapes):
     """All 2554 keys: each fills one of our parameters with its shape or is dropped by a named rule."""

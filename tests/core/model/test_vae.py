@@ -16,6 +16,8 @@ GOLDEN_CONFIG = NetworkConfig(
 )
 TOLERANCE = 2e-5
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 @pytest.fixture(scope="module")
 def vae_golden(golden) -> dict[str, torch.Tensor]:
