@@ -154,7 +154,8 @@ def run_check(job: dict, events: EventWriter, cancelled: threading.Event) -> dic
             report["model_error"] = str(error)
         else:
             report["model"] = str(model_name)
-            report["model_parameters"] = sum(p.numel() for p in model.parameters())
+            parts = (model.unet, model.vae, model.pointmap_vae)
+            report["model_parameters"] = sum(p.numel() for part in parts for p in part.parameters())
             report["model_load_seconds"] = round(time.perf_counter() - started, 3)
     return {"report": report}
 

@@ -14,7 +14,7 @@ def reconstruct_strip(scene: bpy.types.Scene, strip: bpy.types.Strip | str, **se
     """Reconstruct `strip` (a movie strip or its name) of `scene` and import it on the strip's frames.
 
     Blocks until done. `settings` are the fields of StripSettings (model, stride, steps, device, precision,
-    frame_range, points_per_frame, storage, seed, point_size, result_folder, worker_python, timeout).
+    frame_range, points_per_frame, storage, seed, point_size, result_folder, worker_python, timeout, size).
     Raises Geo4DError (or its subclass Cancelled) with a message saying what to do; on any failure the
     scene is left as it was.
     """

@@ -41,6 +41,7 @@ class StripSettings:
 
     frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
     points_per_frame: most points kept per frame (0 = all). result_folder: empty = the strip's cache folder.
+    size: the network's input (W, H) in pixels, forced (multiples of 64); None = chosen by the video's aspect.
     timeout: seconds a blocking run() may take before the worker is stopped (None = no limit).
     """
 
@@ -57,6 +58,7 @@ class StripSettings:
     result_folder: str = ""
     worker_python: str = ""
     timeout: float | None = None
+    size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         limits = {
@@ -76,6 +78,12 @@ class StripSettings:
                 )
         if self.storage not in STORAGE_MODES:
             raise ValueError(f"storage is {self.storage!r}; it must be one of {', '.join(STORAGE_MODES)}.")
+        if self.size is not None and (
+            len(self.size) != 2 or not all(isinstance(side, int) and 64 <= side <= 2048 for side in self.size)
+        ):
+            raise ValueError(
+                f"size is {self.size!r}; it must be None or (width, height) in [64, 2048] pixels."
+            )
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"timeout is {self.timeout!r}; it must be a positive number of seconds or None.")
 
@@ -114,6 +122,7 @@ class StripJob:
                 "device": settings.device or choice.device,
                 "precision": settings.precision or choice.precision,
                 "max_points_per_frame": settings.points_per_frame or None,
+                "size": list(settings.size) if settings.size else None,
             },
         }
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)

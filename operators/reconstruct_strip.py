@@ -10,7 +10,14 @@ from __future__ import annotations
 import logging
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    IntVectorProperty,
+    StringProperty,
+)
 
 from ..core.errors import Cancelled, Geo4DError
 from ..import_options import MAX_FRAME
@@ -89,6 +96,14 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
         min=0.01,
         max=1000.0,
     )
+    input_size: IntVectorProperty(
+        name="Input Size",
+        description="Network input width and height in pixels, multiples of 64 (0, 0: chosen by the video's aspect)",
+        size=2,
+        default=(0, 0),
+        min=0,
+        max=2048,
+    )
     result_folder: StringProperty(
         name="Result Folder",
         description="Where the result is written (empty: the strip's folder in the result cache)",
@@ -108,6 +123,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
             seed=self.seed,
             point_size=self.point_size,
             result_folder=self.result_folder,
+            size=tuple(self.input_size) if any(self.input_size) else None,
         )
 
     def prepare(self, context: bpy.types.Context) -> StripJob:
