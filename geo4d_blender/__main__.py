@@ -4,9 +4,9 @@ import sys
 
 from .commands import import_result
 from .core.cli import main as run_cli
-from .core.commands import synth
+from .core.commands import convert_checkpoint, reconstruct, synth, train
 
-COMMANDS = (synth, import_result)
+COMMANDS = (synth, reconstruct, import_result, train, convert_checkpoint)
 
 
 def main() -> int:

@@ -1,0 +1,199 @@
+"""`python -m geo4d reconstruct VIDEO -o RESULT`: a video into a result folder, with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from ..progress import ProgressEvent
+
+NAME = "reconstruct"
+HELP = "reconstruct a video into a result folder (cameras, focal, per-frame depth and coloured points)"
+BAR_WIDTH = 28
+
+
+def size_argument(text: str) -> tuple[int, int]:
+    from ..video import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("video", type=Path, help="the video file (any format PyAV/FFmpeg reads)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="result folder to write (a previous result is replaced)",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--model", default="tiny", help="a built-in model: 'tiny' (default; trained on synthetic scenes only)"
+    )
+    which.add_argument(
+        "--checkpoint",
+        help="weights file instead: a .safetensors from convert-checkpoint, or the published model.ckpt "
+        "(vae.ckpt beside it, or give 'model.ckpt,vae.ckpt')",
+    )
+    parser.add_argument("--start", type=int, default=0, help="first source frame (default 0)")
+    parser.add_argument(
+        "--end", type=int, default=None, help="source frame to stop before (default: the end)"
+    )
+    parser.add_argument(
+        "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
+    )
+    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
+    parser.add_argument(
+        "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
+    )
+    parser.add_argument("--seed", type=int, default=123, help="noise seed (default 123)")
+    parser.add_argument(
+        "--size",
+        type=size_argument,
+        default=None,
+        help="force the network input WIDTHxHEIGHT (multiples of 64)",
+    )
+    parser.add_argument("--max-points", type=int, default=None, help="points kept per frame in the PLY files")
+    parser.add_argument(
+        "--min-confidence", type=float, default=0.0, help="drop points below this confidence (default 0)"
+    )
+    parser.add_argument(
+        "--window-batch",
+        type=int,
+        default=0,
+        help="windows per network call (0 = auto: 1 on CPU, up to 8 on CUDA)",
+    )
+    parser.add_argument(
+        "--decode-batch", type=int, default=8, help="frames per VAE call (lower = less memory)"
+    )
+
+
+class ProgressBar:
+    """A one-line progress bar per stage on a terminal stream; remembers when each stage started and ended."""
+
+    def __init__(self, stream: TextIO = sys.stderr) -> None:
+        self.stream = stream
+        self.stage: str | None = None
+        self.spans: dict[str, list[float]] = {}
+        self.interactive = stream.isatty()
+        self.last_line = ""
+
+    def __call__(self, event: ProgressEvent) -> None:
+        now = time.perf_counter()
+        if event.stage != self.stage:
+            if self.stage is not None:
+                self._finish_line()
+            self.stage = event.stage
+            self.spans.setdefault(event.stage, [now, now])
+        self.spans[event.stage][1] = now
+        filled = round(BAR_WIDTH * min(max(event.fraction, 0.0), 1.0))
+        remaining = event.remaining
+        eta = f", {remaining:5.0f} s left" if remaining is not None and event.done < event.total else ""
+        line = (
+            f"{event.stage:8s} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {event.done}/{event.total} "
+            f"{event.elapsed:6.1f} s{eta}  {event.message}"
+        )[:110]
+        if self.interactive:
+            self.stream.write("\r" + line.ljust(len(self.last_line)))
+        elif event.done in (0, event.total) and line != self.last_line:
+            self.stream.write(line + "\n")
+        self.last_line = line
+        self.stream.flush()
+
+    def _finish_line(self) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+        self.last_line = ""
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self._finish_line()
+            self.stage = None
+
+    def seconds(self, stage: str) -> float | None:
+        span = self.spans.get(stage)
+        return None if span is None else span[1] - span[0]
+
+
+def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
+    """The one-screen report of a written result: frames, focal, path length, stage times, warnings."""
+    import numpy as np
+
+    from ..camera import lens_from_focal
+    from ..metrics import path_length
+    from ..result import read_description
+
+    description = read_description(folder)
+    width, height = description["width"], description["height"]
+    focal = description["intrinsics"]["fx"]
+    cameras = np.asarray(description["camera_to_world"], dtype=np.float64)
+    source = description["source"]["frames"]
+    timings = description["timings"]
+    stage_times = [f"load {timings['load_s']:.1f} s"] if "load_s" in timings else []
+    stage_times += [f"{stage} {timings[f'{stage}_s']:.1f} s" for stage in ("decode", "predict", "align")]
+    save_seconds = bar.seconds("save")
+    if save_seconds is not None:
+        stage_times.append(f"save {save_seconds:.1f} s")
+    settings = description["settings"]
+    lines = [
+        f"Result: {folder}",
+        f"  frames     {len(source)} (source frames {source[0]}-{source[-1]}) at {width}x{height}, "
+        f"{settings.get('windows', '?')} windows, {description['fps']:.3g} fps",
+        f"  focal      {focal:.1f} px = {focal / max(width, height):.3f} x the long side "
+        f"({lens_from_focal(focal, width, height, 36.0):.1f} mm on a 36 mm sensor)",
+        f"  path       {path_length(cameras):.3f} (scene units: median depth = 1)",
+        f"  model      {settings.get('model')} on {settings.get('device')} ({settings.get('dtype')})",
+        f"  times      {', '.join(stage_times)}; total {wall_seconds:.1f} s",
+    ]
+    warnings = description["warnings"]
+    lines.append(f"  warnings   {len(warnings) or 'none'}")
+    lines += [f"    - {warning}" for warning in warnings[:8]]
+    if len(warnings) > 8:
+        lines.append(f"    ... and {len(warnings) - 8} more in reconstruction.json")
+    return "\n".join(lines)
+
+
+def settings_from(args: argparse.Namespace):
+    from ..errors import Geo4DError
+    from ..pipeline import ReconstructionSettings
+
+    try:
+        return ReconstructionSettings(
+            start=args.start,
+            end=args.end,
+            stride=args.stride,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            size=args.size,
+            max_points_per_frame=args.max_points,
+            min_confidence=args.min_confidence,
+            window_batch=args.window_batch,
+            decode_batch=args.decode_batch,
+        )
+    except ValueError as error:
+        raise Geo4DError(f"{error} Change the option.") from error
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import reconstruct_to_folder
+
+    settings = settings_from(args)
+    model = args.checkpoint or args.model
+    started = time.perf_counter()
+    bar = ProgressBar()
+    try:
+        folder = reconstruct_to_folder(args.video, args.output, model, settings, progress=bar)
+    finally:
+        bar.close()
+    print(summary(folder, bar, time.perf_counter() - started))
+    return 0
