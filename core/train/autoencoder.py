@@ -108,7 +108,7 @@ def standardise_latents(vae: Geo4DVAE, scenes: SceneSet, config: TrainConfig, de
     """
     rng = np.random.default_rng(config.seed + 1)
     means = []
-    for _ in range(STANDARDISE_WINDOWS):
+    for _ in range(min(STANDARDISE_WINDOWS, config.scenes)):
         maps = window_targets(scenes, *random_window(scenes, config.window_step, rng))
         with mixed_precision(device):
             means.append(vae.encode(maps.flatten(0, 1).to(device)).mean.float())

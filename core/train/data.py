@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..camera import invert_rigid, unproject_depth
+from ..modalities import POINT_INVALID, encode_disparity, encode_point_map, encode_rays
 from ..progress import Reporter
 from ..synthetic import SceneConfig, render_scene
 from .config import TrainConfig
@@ -121,8 +122,6 @@ def modality_targets(depth: np.ndarray, camera_to_world: np.ndarray, focal: floa
     channels), each as core.modalities encodes it in the window's first-camera frame.
     depth [L, H, W] camera z (0 = sky); camera_to_world [L, 4, 4]; focal in pixels, centred principal point.
     """
-    from ..modalities import encode_disparity, encode_point_map, encode_rays
-
     length, height, width = depth.shape
     to_first = torch.from_numpy(invert_rigid(camera_to_world[0]) @ camera_to_world)
     local = torch.from_numpy(unproject_depth(depth.astype(np.float64), focal, focal, width / 2, height / 2))
@@ -136,8 +135,15 @@ def modality_targets(depth: np.ndarray, camera_to_world: np.ndarray, focal: floa
 
 
 def flip_targets(targets: torch.Tensor) -> torch.Tensor:
-    """The targets [4, L, 3, H, W] of the horizontally flipped window (the mirrored scene)."""
-    return targets.flip(-1) * FLIP_SIGNS.to(targets)[:, None, :, None, None]
+    """The targets [4, L, 3, H, W] of the horizontally flipped window (the mirrored scene).
+
+    Invalid point-map pixels keep their marker (1.05 in every channel); disparity has no signed channel.
+    """
+    flipped = targets.flip(-1)
+    signed = flipped * FLIP_SIGNS.to(targets)[:, None, :, None, None]
+    invalid = (flipped[0] == POINT_INVALID).all(dim=1, keepdim=True)
+    signed[0] = torch.where(invalid, flipped[0], signed[0])
+    return signed
 
 
 def rgb_images(rgb: np.ndarray, flip: bool = False) -> torch.Tensor:
