@@ -2,11 +2,11 @@
 
 import sys
 
-from .commands import import_result
+from .commands import demo, import_result
 from .core.cli import main as run_cli
 from .core.commands import convert_checkpoint, reconstruct, synth, train
 
-COMMANDS = (synth, reconstruct, import_result, train, convert_checkpoint)
+COMMANDS = (synth, reconstruct, import_result, demo, train, convert_checkpoint)
 
 
 def main() -> int:
