@@ -68,7 +68,7 @@ class AlignConfig:
     min_frame_points: fewest valid solver pixels that pose a frame; frames with fewer are interpolated.
     """
 
-    solver_pixels: int = 1024
+    solver_pixels: int = 4096
     rounds: int = 3
     pose_steps: int = 12
     robust_width: float = 3.0

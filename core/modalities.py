@@ -149,10 +149,11 @@ def line_intersection(points: torch.Tensor, directions: torch.Tensor, weights: t
     """
     unit = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     eye = torch.eye(3, dtype=points.dtype, device=points.device)
-    projector = eye - unit[..., :, None] * unit[..., None, :]
-    normal = torch.einsum("...p,...pij->...ij", weights, projector)
-    rhs = torch.einsum("...p,...pij,...pj->...i", weights, projector, points)
-    regulariser = 1e-9 * normal.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None].clamp_min(1e-12) * eye
+    weighted = unit * weights[..., None]
+    normal = weights.sum(-1)[..., None, None] * eye - weighted.transpose(-1, -2) @ unit
+    along = (unit * points).sum(-1, keepdim=True)
+    rhs = (weights[..., None] * points).sum(-2) - (weighted * along).sum(-2)
+    regulariser = 1e-12 * normal.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None].clamp_min(1e-12) * eye
     return torch.linalg.solve(normal + regulariser, rhs[..., None])[..., 0]
 
 
@@ -173,9 +174,8 @@ def rotation_and_focal_from_directions(
     zero = torch.zeros_like(unit)
     rows_u = torch.cat([-unit, zero, x[..., None] * unit], dim=-1)
     rows_v = torch.cat([zero, -unit, y[..., None] * unit], dim=-1)
-    normal = torch.einsum("...p,...pi,...pj->...ij", weights, rows_u, rows_u) + torch.einsum(
-        "...p,...pi,...pj->...ij", weights, rows_v, rows_v
-    )
+    normal = (rows_u * weights[..., None]).transpose(-1, -2) @ rows_u
+    normal = normal + (rows_v * weights[..., None]).transpose(-1, -2) @ rows_v
     homography = torch.linalg.eigh(normal.double()).eigenvectors[..., 0].reshape(*normal.shape[:-2], 3, 3)
     product = homography @ homography.transpose(-1, -2)
     focal_normalised = (
