@@ -4,9 +4,9 @@ import sys
 
 from .commands import demo, import_result
 from .core.cli import main as run_cli
-from .core.commands import convert_checkpoint, reconstruct, synth, train
+from .core.commands import convert_checkpoint, metrics, reconstruct, synth, train
 
-COMMANDS = (synth, reconstruct, import_result, demo, train, convert_checkpoint)
+COMMANDS = (synth, reconstruct, import_result, demo, train, convert_checkpoint, metrics)
 
 
 def main() -> int:
