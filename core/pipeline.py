@@ -451,7 +451,7 @@ def reconstruct(
     plan = plan_windows(len(clip.frames), length, min(settings.stride, length))
     if plan.padded:
         warnings.append(
-            f"The clip has only {plan.num_frames} frames, fewer than the {length} of one Geo4D window: its last "
+            f"The clip has only {plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}, fewer than the {length} of one Geo4D window: its last "
             "frame was repeated to fill the window. Expect weaker geometry; reconstruct a longer range if you can."
         )
 
