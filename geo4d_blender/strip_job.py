@@ -33,6 +33,8 @@ STAGE_NAMES = {
     "align": "Aligning",
     "save": "Saving",
 }
+# Stages whose own messages say more than the stage name ("window 2 of 5, DDIM step 3/5", "align: depth").
+DETAILED_STAGES = ("predict", "align")
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ class StripJob:
     def status_text(self) -> str:
         """One line for the status bar and the panel."""
         status = self.status
+        if status.stage in DETAILED_STAGES and status.message:
+            return f"Geo4D '{self.frames.strip_name}': {status.message}"
         stage = STAGE_NAMES.get(status.stage, status.stage.capitalize() or "Starting worker")
         counter = f" {status.done}/{status.total}" if status.total > 1 else ""
         return f"Geo4D '{self.frames.strip_name}': {stage}{counter}"
@@ -147,9 +151,9 @@ class StripJob:
     def step(self) -> bool:
         """Take in the worker's news (never blocks); True once the worker has finished."""
         self.worker.poll()
-        self._show_progress()
         if self.status.finished and self in RUNNING:
             RUNNING.remove(self)
+        self._show_progress()
         return self.status.finished
 
     def cancel(self) -> None:

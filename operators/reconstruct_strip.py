@@ -167,6 +167,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC" and event.value == "PRESS":
             self._job.cancel()
+            return {"RUNNING_MODAL"}
         if event.type != "TIMER" and not self._job.status.finished:
             return {"PASS_THROUGH"}
         if not self._job.step():
