@@ -225,7 +225,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 
 def out_of_memory_message(stage: str, device: torch.device, settings: ReconstructionSettings | None) -> str:
     """What ran out of memory and which setting lowers the memory that stage needs."""
-    where = f"Out of memory on {device.type.upper() if device.type == 'cuda' else 'the CPU'}"
+    where = f"Out of memory on {'the GPU' if device.type == 'cuda' else 'the CPU'}"
     if stage == "load":
         return (
             f"{where} while loading the model. Use precision bf16 or fp16 (half the memory of fp32) on a GPU, "
@@ -433,8 +433,11 @@ def reconstruct(
     if not isinstance(model, Geo4D):
         model = load_model(model, settings.device, settings.precision)
         timings["load_s"] = round(time.perf_counter() - started, 3)
-    elif settings.device == "cuda" and model.device.type != "cuda":
-        raise Geo4DError(f"Device 'cuda' was requested, but the given model is loaded on {model.device}.")
+    elif settings.device != "auto" and model.device.type != settings.device:
+        raise Geo4DError(
+            f"Device {settings.device!r} was requested, but the given model is loaded on {model.device}. Load it "
+            f"with load_model(..., device={settings.device!r}) or use device 'auto'."
+        )
     device = model.device
     video = Path(video)
     warnings: list[str] = []

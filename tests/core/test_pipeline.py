@@ -209,11 +209,13 @@ def test_unknown_model_and_missing_checkpoints(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_requested_but_unavailable(synthetic_clip, network_file):
+def test_cuda_requested_but_unavailable(synthetic_clip, network_file, tiny_model):
     with pytest.raises(Geo4DError, match="CUDA was requested.*'cpu'"):
         resolve_device("cuda")
     with pytest.raises(Geo4DError, match="CUDA was requested"):
         reconstruct(synthetic_clip, str(network_file), ReconstructionSettings(device="cuda"))
+    with pytest.raises(Geo4DError, match="'cuda' was requested, but the given model is loaded on cpu"):
+        reconstruct(synthetic_clip, tiny_model, ReconstructionSettings(device="cuda"))
     assert resolve_device("auto").type == "cpu"
     assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
     with pytest.raises(Geo4DError, match="fp16 needs a CUDA GPU"):
@@ -226,6 +228,9 @@ def test_out_of_memory_messages_name_the_setting():
     assert "--start/--end" in out_of_memory_message("align", cuda, FAST)
     assert "stride" in out_of_memory_message("align", cuda, FAST)
     assert "precision" in out_of_memory_message("load", cuda, None)
+    assert out_of_memory_message("predict", cuda, FAST).startswith(
+        "Out of memory on the GPU while predicting"
+    )
     assert out_of_memory_message("predict", torch.device("cpu"), FAST).startswith("Out of memory on the CPU")
 
 
