@@ -1,15 +1,14 @@
 """Video in, reconstruction out: decode, window plan, Geo4D per window (batched on CUDA), alignment, result.
 
-The stages report progress under the names in STAGES; a cancel check stops the work between DDIM steps,
-decoded frames and alignment steps, and nothing is written unless the whole run succeeds.
+The stages report progress under the names in STAGES; a cancel check stops the work between decoded
+frames, VAE calls, DDIM steps and alignment steps, and nothing is written unless the whole run succeeds.
+`load_model` (core/models.py) is part of this module's interface too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,9 +19,9 @@ from torch import nn
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError
 from .geo4d_pipeline import Geo4D
-from .model.checkpoint import MODEL_SENTINELS, read_torch_checkpoint
-from .model.config import NetworkConfig
 from .model.vae import uncertainty_weight
+from .models import DEVICES, PRECISIONS, load_model
+from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import JSON_NAME, Reconstruction
@@ -32,13 +31,6 @@ from .windows import WINDOW_LENGTH, WindowPlan, plan_windows
 logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "predict", "align", "save")
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-TINY_MODEL = "tiny"
-TINY_WEIGHTS = Path(__file__).parent / "weights" / "geo4d-tiny.safetensors"
-PUBLISHED_VAE_NAME = "vae.ckpt"
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
 # Windows per network call when window_batch is 0 (auto) on CUDA; halved on every out-of-memory error.
 AUTO_CUDA_WINDOW_BATCH = 8
 MAX_SEED = 2**63 - 1
@@ -114,160 +106,6 @@ class ReconstructionSettings:
             )
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """torch device of a setting: auto = CUDA when available; Geo4DError when CUDA is asked for but absent."""
-    if device not in DEVICES:
-        raise Geo4DError(f"Unknown device {device!r}; choose one of {', '.join(DEVICES)}.")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise Geo4DError(
-            "CUDA was requested, but this PyTorch sees no usable CUDA GPU "
-            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}). Use device 'cpu' or 'auto', "
-            "or install a CUDA build of PyTorch that matches your driver."
-        )
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """Weights' dtype of a precision setting on a device; fp16 is refused on the CPU (too slow, inexact)."""
-    if precision not in PRECISIONS:
-        raise Geo4DError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
-    if precision == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if precision == "fp16" and device.type != "cuda":
-        raise Geo4DError("Precision fp16 needs a CUDA GPU; on the CPU use fp32 (or bf16).")
-    return DTYPES[precision]
-
-
-def model_files(model: str | Path) -> tuple[Path, Path | None]:
-    """(weights file, point-map VAE file or None) named by a model setting.
-
-    "tiny": the trained model shipped in the package. A `.safetensors` path: our converted format (one
-    file). A published `model.ckpt`: its `vae.ckpt` is taken from beside it, or given explicitly as
-    "model.ckpt,vae.ckpt". Anything else that is neither a name nor an existing file is an unknown model.
-    """
-    text = str(model)
-    if isinstance(model, str) and text == TINY_MODEL:
-        if not TINY_WEIGHTS.is_file():
-            raise Geo4DError(
-                f"The built-in model 'tiny' is missing from this installation (expected {TINY_WEIGHTS}). "
-                "Reinstall geo4d, train it with `python -m geo4d train`, or give a checkpoint file instead."
-            )
-        return TINY_WEIGHTS, None
-    weights_text, _, vae_text = text.partition(",")
-    weights = Path(weights_text).expanduser()
-    looks_like_path = isinstance(model, Path) or bool(vae_text) or weights.suffix in CHECKPOINT_SUFFIXES
-    looks_like_path = looks_like_path or "/" in weights_text or "\\" in weights_text
-    if not weights.exists() and not looks_like_path:
-        raise Geo4DError(
-            f"Unknown model {text!r}. The built-in model is '{TINY_MODEL}'; otherwise give the path of a checkpoint: "
-            "a .safetensors made by `python -m geo4d convert-checkpoint`, or the published Geo4D model.ckpt."
-        )
-    if not weights.is_file():
-        raise Geo4DError(
-            f"Checkpoint not found: {weights}. Check the path to your copy of the Geo4D weights."
-        )
-    if weights.suffix == ".safetensors":
-        return weights, None
-    vae = Path(vae_text).expanduser() if vae_text else weights.with_name(PUBLISHED_VAE_NAME)
-    if not vae.is_file():
-        raise Geo4DError(
-            f"The point-map VAE {vae} was not found. The published model needs both files: put vae.ckpt beside "
-            f"model.ckpt, or give both as 'model.ckpt,vae.ckpt'."
-        )
-    return weights, vae
-
-
-def published_config(model_path: Path) -> NetworkConfig:
-    """The preset (full or tiny widths) of a published-format model.ckpt, recognised by its UNet input conv."""
-    state = read_torch_checkpoint(model_path)
-    key = MODEL_SENTINELS[0]
-    if key not in state:
-        raise Geo4DError(f"{model_path} is not a Geo4D model.ckpt: it lacks the key {key}.")
-    width = state[key].shape[0]
-    for name in ("full", "tiny"):
-        config = NetworkConfig.preset(name)
-        if config.unet.model_channels == width:
-            return config
-    raise Geo4DError(
-        f"{model_path} has a UNet {width} channels wide; this geo4d knows the published network (320) and the "
-        "tiny one (32). Use the published Geo4D weights."
-    )
-
-
-def load_model(model: str | Path, device: str = "auto", precision: str = "auto") -> Geo4D:
-    """The Geo4D predictor named by `model` (see model_files), on `device` in `precision`."""
-    weights, vae = model_files(model)
-    torch_device = resolve_device(device)
-    dtype = resolve_dtype(precision, torch_device)
-    started = time.perf_counter()
-    with out_of_memory_as_error("load", torch_device, None):
-        if vae is None:
-            network = Geo4D.from_checkpoint(weights, device=torch_device, dtype=dtype)
-        else:
-            config = published_config(weights)
-            network = Geo4D.from_checkpoint(weights, vae, config=config, device=torch_device, dtype=dtype)
-    logger.info(
-        "Loaded %s on %s (%s) in %.1f s.", weights.name, torch_device, dtype, time.perf_counter() - started
-    )
-    return network
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """True for CUDA's OutOfMemoryError, Python's MemoryError and the CPU allocator's failure."""
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
-        return True
-    return isinstance(error, RuntimeError) and "can't allocate memory" in str(error)
-
-
-def out_of_memory_message(stage: str, device: torch.device, settings: ReconstructionSettings | None) -> str:
-    """What ran out of memory and which setting lowers the memory that stage needs."""
-    where = f"Out of memory on {'the GPU' if device.type == 'cuda' else 'the CPU'}"
-    if stage == "load":
-        return (
-            f"{where} while loading the model. Use precision bf16 or fp16 (half the memory of fp32) on a GPU, "
-            "close other programs using the GPU, or use device 'cpu'."
-        )
-    decode_batch = settings.decode_batch if settings else ReconstructionSettings.decode_batch
-    if stage == "predict":
-        return (
-            f"{where} while predicting windows, already one window at a time. Lower decode_batch (now "
-            f"{decode_batch} frames per VAE call) or use precision bf16/fp16 on a GPU; a smaller --size "
-            "lowers it most (at some loss of detail)."
-        )
-    if stage == "decode":
-        return (
-            f"{where} while decoding the video. Reconstruct a shorter frame range (--start/--end) or force a "
-            "smaller network input (--size)."
-        )
-    return (
-        f"{where} while aligning the windows. Reconstruct a shorter frame range (--start/--end) or use a larger "
-        "stride (fewer windows to hold)."
-    )
-
-
-@contextmanager
-def out_of_memory_as_error(
-    stage: str, device: torch.device, settings: ReconstructionSettings | None
-) -> Iterator[None]:
-    """Turn an out-of-memory failure inside the block into a Geo4DError naming the setting to lower."""
-    try:
-        yield
-    except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-        if not is_out_of_memory(error):
-            raise
-        _release_cached_memory(device)
-        raise Geo4DError(out_of_memory_message(stage, device, settings)) from error
-
-
-def _release_cached_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def _stage_progress(progress: ProgressCallback | None, stage: str) -> ProgressCallback | None:
     """Forward a sub-step's events under the pipeline stage name; the sub-step's name goes in the message."""
     if progress is None:
@@ -335,7 +173,7 @@ class WindowPredictor:
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error) or batch == 1:
                     raise
-                _release_cached_memory(self.device)
+                release_cached_memory(self.device)
                 batch //= 2
                 logger.warning("Out of memory with %d windows per call; retrying with %d.", 2 * batch, batch)
                 continue
@@ -445,7 +283,7 @@ def reconstruct(
     stage_start = time.perf_counter()
     info = probe(video)
     size = choose_model_size(info.width, info.height, settings.size, sizes=model.config.input_sizes)
-    with out_of_memory_as_error("decode", torch.device("cpu"), settings):
+    with out_of_memory_as_error("decode", torch.device("cpu")):
         clip = read_frames(
             video, settings.start, settings.end, size, _stage_progress(progress, "decode"), cancel
         )
@@ -460,12 +298,12 @@ def reconstruct(
 
     stage_start = time.perf_counter()
     predictor = WindowPredictor(model, settings)
-    with out_of_memory_as_error("predict", device, settings):
+    with out_of_memory_as_error("predict", device, settings.decode_batch):
         predictions, window_batch = predictor.predict(clip, plan, Reporter(progress, cancel))
     timings["predict_s"] = round(time.perf_counter() - stage_start, 3)
 
     stage_start = time.perf_counter()
-    with out_of_memory_as_error("align", device, settings):
+    with out_of_memory_as_error("align", device):
         result = align_windows(
             predictions, clip.frames, AlignConfig(), clip.fps, _stage_progress(progress, "align"), cancel
         )

@@ -54,7 +54,7 @@ def random_tiny_network(path: Path) -> Path:
 @pytest.mark.slow
 def test_demo_command_runs_end_to_end(tmp_path):
     """`python -m geo4d demo` on a short clip (with the shipped model when installed, else a random one)."""
-    from geo4d.core.pipeline import TINY_WEIGHTS
+    from geo4d.core.models import TINY_WEIGHTS
 
     arguments = ["--frames", "20", "--steps", "2"]
     if not TINY_WEIGHTS.is_file():

@@ -21,17 +21,14 @@ from geo4d.core.geo4d_pipeline import Geo4D, PredictionConfig
 from geo4d.core.model.checkpoint import INFERENCE_PARTS, build_part
 from geo4d.core.model.config import NetworkConfig
 from geo4d.core.model.network_file import write_network_file
+from geo4d.core.models import TINY_WEIGHTS, model_files, resolve_device, resolve_dtype
+from geo4d.core.out_of_memory import out_of_memory_message
 from geo4d.core.pipeline import (
-    TINY_WEIGHTS,
     ReconstructionSettings,
     WindowPredictor,
     load_model,
-    model_files,
-    out_of_memory_message,
     reconstruct,
     reconstruct_to_folder,
-    resolve_device,
-    resolve_dtype,
 )
 from geo4d.core.progress import Reporter
 from geo4d.core.result import Reconstruction, read_description, read_frame_points
@@ -203,7 +200,7 @@ def test_unknown_model_and_missing_checkpoints(tmp_path, monkeypatch):
     (tmp_path / "model.ckpt").write_bytes(b"")
     with pytest.raises(Geo4DError, match="vae.ckpt was not found|point-map VAE .* was not found"):
         load_model(tmp_path / "model.ckpt")
-    monkeypatch.setattr("geo4d.core.pipeline.TINY_WEIGHTS", tmp_path / "weights" / "geo4d-tiny.safetensors")
+    monkeypatch.setattr("geo4d.core.models.TINY_WEIGHTS", tmp_path / "weights" / "geo4d-tiny.safetensors")
     with pytest.raises(Geo4DError, match="built-in model 'tiny' is missing"):
         load_model("tiny")
 
@@ -224,14 +221,14 @@ def test_cuda_requested_but_unavailable(synthetic_clip, network_file, tiny_model
 
 def test_out_of_memory_messages_name_the_setting():
     cuda = torch.device("cuda")
-    assert "decode_batch" in out_of_memory_message("predict", cuda, FAST)
-    assert "--start/--end" in out_of_memory_message("align", cuda, FAST)
-    assert "stride" in out_of_memory_message("align", cuda, FAST)
-    assert "precision" in out_of_memory_message("load", cuda, None)
-    assert out_of_memory_message("predict", cuda, FAST).startswith(
+    assert "decode_batch" in out_of_memory_message("predict", cuda, FAST.decode_batch)
+    assert "--start/--end" in out_of_memory_message("align", cuda)
+    assert "stride" in out_of_memory_message("align", cuda)
+    assert "precision" in out_of_memory_message("load", cuda)
+    assert out_of_memory_message("predict", cuda, FAST.decode_batch).startswith(
         "Out of memory on the GPU while predicting"
     )
-    assert out_of_memory_message("predict", torch.device("cpu"), FAST).startswith("Out of memory on the CPU")
+    assert out_of_memory_message("predict", torch.device("cpu")).startswith("Out of memory on the CPU")
 
 
 def test_real_out_of_memory_becomes_a_clear_error(synthetic_clip, network_file):
