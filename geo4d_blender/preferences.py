@@ -10,6 +10,7 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
+from . import core
 from .core.errors import Geo4DError
 from .core.worker_client import describe_check, run_worker_job
 
@@ -17,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 ADDON_NAME = __package__
 TINY_MODEL = "tiny"
+# The embedded model's weights, shipped inside the package (core/weights/).
+TINY_WEIGHTS = Path(core.__file__).resolve().parent / "weights" / "geo4d-tiny.safetensors"
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Seconds Check setup waits for the worker (importing torch and loading a model).
@@ -153,17 +156,23 @@ def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -
     )
 
 
-def check_model_files(model: str) -> None:
-    """Refuse a checkpoint path that does not exist before a worker is started for it."""
+def model_files(model: str) -> list[Path]:
+    """The files a model setting names: the tiny weights, or the checkpoint file(s) of "a.ckpt[,vae.ckpt]"."""
     if model == TINY_MODEL:
-        return
-    for part in model.split(","):
-        path = Path(part)
-        if not path.is_file():
+        return [TINY_WEIGHTS]
+    return [Path(part) for part in model.split(",")]
+
+
+def check_model_files(model: str) -> list[Path]:
+    """The model's files, refused before a worker is started when a checkpoint path does not exist."""
+    files = model_files(model)
+    for path in files:
+        if model != TINY_MODEL and not path.is_file():
             raise Geo4DError(
                 f"The checkpoint {path} does not exist. Choose the model.ckpt or .safetensors file in the "
                 "add-on preferences (or use the tiny model)."
             )
+    return files
 
 
 class GEO4D_OT_check_setup(bpy.types.Operator):

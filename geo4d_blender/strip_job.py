@@ -15,9 +15,11 @@ import bpy
 
 from .core.errors import Cancelled, Geo4DError
 from .core.result import read_description
+from .core.worker import result_summary
 from .core.worker_client import WorkerProcess, WorkerStatus
 from .import_options import STORAGE_MODES, ImportOptions
-from .preferences import DEVICES, PRECISIONS, check_model_files, setup_choice, strip_result_folder
+from .preferences import DEVICES, PRECISIONS, TINY_MODEL, check_model_files, setup_choice, strip_result_folder
+from .result_cache import cached_result_matches, job_fingerprint, record_job
 from .scene_builder import ImportedResult, import_result
 from .strips import StripFrames, read_strip, scene_fps
 
@@ -44,6 +46,8 @@ class StripSettings:
     frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
     points_per_frame: most points kept per frame (0 = all). result_folder: empty = the strip's cache folder.
     size: the network's input (W, H) in pixels, forced (multiples of 64); None = chosen by the video's aspect.
+    reuse_result: import the cached result without running the worker when the same movie, model files and
+        reconstruction settings made it (import-only settings such as storage may differ).
     timeout: seconds a blocking run() may take before the worker is stopped (None = no limit).
     """
 
@@ -61,6 +65,7 @@ class StripSettings:
     worker_python: str = ""
     timeout: float | None = None
     size: tuple[int, int] | None = None
+    reuse_result: bool = True
 
     def __post_init__(self) -> None:
         limits = {
@@ -104,7 +109,7 @@ class StripJob:
                 "key them. Move the strip to frame 0 or later."
             )
         self.model = settings.model or choice.model()
-        check_model_files(self.model)
+        files = check_model_files(self.model)
         self.folder = (
             Path(bpy.path.abspath(settings.result_folder)).resolve()
             if settings.result_folder
@@ -127,6 +132,10 @@ class StripJob:
                 "size": list(settings.size) if settings.size else None,
             },
         }
+        if self.model != TINY_MODEL and len(files) == 1 and files[0].suffix != ".safetensors":
+            files.append(files[0].with_name("vae.ckpt"))  # the published VAE the pipeline finds beside it
+        self.fingerprint = job_fingerprint(self.job, files)
+        self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)
 
     @property
@@ -161,7 +170,12 @@ class StripJob:
         self.worker.cancel()
 
     def run(self) -> ImportedResult:
-        """Start, wait for the worker (blocking), then import: the synchronous path of scripts and `blender -b`."""
+        """Start, wait for the worker (blocking), then import: the synchronous path of scripts and `blender -b`.
+
+        A matching cached result is imported at once, without a worker.
+        """
+        if self.cached:
+            return self.finish()
         self.start()
         try:
             self.worker.wait(self.settings.timeout)
@@ -173,16 +187,21 @@ class StripJob:
     def finish(self) -> ImportedResult:
         """Import a finished job's result into its scene on the strip's frames; raise for errors and cancels."""
         status = self.status
-        if status.state == "cancelled":
+        if self.cached:
+            summary = dict(result_summary(self.folder), seconds=0.0, cached=True)
+        elif status.state == "cancelled":
             raise Cancelled("Reconstruction cancelled; nothing was added to the scene.")
-        if status.state != "done":
+        elif status.state != "done":
             raise Geo4DError(status.error or "The Geo4D worker stopped without a result.")
+        else:
+            summary = status.result["summary"]
+            record_job(self.folder, self.fingerprint)
         scene = bpy.data.scenes.get(self.scene_name)
         if scene is None:
             raise Geo4DError(f"The scene '{self.scene_name}' was removed while the strip was reconstructed.")
         self._check_result()
-        imported = self._import(scene)
-        self._store_summary(scene, imported)
+        imported = self._import(scene, summary["warnings"])
+        self._store_summary(scene, imported, summary)
         return imported
 
     def _check_result(self) -> None:
@@ -195,7 +214,7 @@ class StripJob:
                 f"not the strip's {wanted[0]}..{wanted[-1]}. Reconstruct the strip again."
             )
 
-    def _import(self, scene: bpy.types.Scene) -> ImportedResult:
+    def _import(self, scene: bpy.types.Scene, result_warnings: list[str]) -> ImportedResult:
         """The foundation importer on the strip's first frame; the scene keeps its own fps and frame range."""
         options = ImportOptions(
             frame_start=self.frames.timeline_start,
@@ -212,16 +231,15 @@ class StripJob:
                 f"The scene plays at {fps:g} fps and the movie at {self.frames.movie_fps:g} fps: each timeline frame "
                 "still shows its own movie frame and camera, but playback speed differs from the footage."
             )
-        for warning in self.status.result["summary"]["warnings"]:
-            imported.warnings.append(warning)
+        imported.warnings.extend(result_warnings)
         return imported
 
-    def _store_summary(self, scene: bpy.types.Scene, imported: ImportedResult) -> None:
+    def _store_summary(self, scene: bpy.types.Scene, imported: ImportedResult, summary: dict) -> None:
         settings = getattr(scene, "geo4d", None)
-        summary = self.status.result["summary"]
         text = (
             f"{summary['frames']} frames ({self.frames.timeline_start}-{self.frames.timeline_end}), focal "
-            f"{summary['focal_px']:.0f} px = {imported.camera.data.lens:.1f} mm, {summary['seconds']:.0f} s"
+            f"{summary['focal_px']:.0f} px = {imported.camera.data.lens:.1f} mm, "
+            + ("cached result" if summary.get("cached") else f"{summary['seconds']:.0f} s")
         )
         logger.info("Geo4D '%s': %s", self.frames.strip_name, text)
         if settings is not None:

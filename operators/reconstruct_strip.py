@@ -8,6 +8,7 @@ script or in background mode it runs synchronously through the same StripJob.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import bpy
 from bpy.props import (
@@ -23,6 +24,7 @@ from ..core.errors import Cancelled, Geo4DError
 from ..import_options import MAX_FRAME
 from ..preferences import DEVICE_ITEMS, PRECISION_ITEMS
 from ..properties import PREFERENCE_ITEMS, STORAGE_ITEMS
+from ..scene_builder import ImportedResult
 from ..strip_job import StripJob, StripSettings
 from ..strips import find_strip, sequencer_scene
 
@@ -104,6 +106,11 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
         min=0,
         max=2048,
     )
+    reuse_result: BoolProperty(
+        name="Reuse Result",
+        description="Import the strip's cached result at once when the same movie, model and settings made it",
+        default=True,
+    )
     result_folder: StringProperty(
         name="Result Folder",
         description="Where the result is written (empty: the strip's folder in the result cache)",
@@ -124,6 +131,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
             point_size=self.point_size,
             result_folder=self.result_folder,
             size=tuple(self.input_size) if any(self.input_size) else None,
+            reuse_result=self.reuse_result,
         )
 
     def prepare(self, context: bpy.types.Context) -> StripJob:
@@ -141,21 +149,20 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
         return StripJob(scene, find_strip(scene, self.strip), settings)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            imported = self.prepare(context).run()
-        except Cancelled as error:
-            self.report({"WARNING"}, str(error))
-            return {"CANCELLED"}
-        except Geo4DError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        return self._done(imported)
+        return self._outcome(lambda: self.prepare(context).run())
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if bpy.app.background or context.window is None:
             return self.execute(context)
         try:
-            self._job = self.prepare(context).start()
+            job = self.prepare(context)
+        except Geo4DError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        if job.cached:
+            return self._finish(job)
+        try:
+            self._job = job.start()
         except Geo4DError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
@@ -177,17 +184,21 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
         context.window_manager.event_timer_remove(self._timer)
         context.workspace.status_text_set(None)
         _redraw(context)
+        return self._finish(self._job)
+
+    def _finish(self, job: StripJob) -> set[str]:
+        return self._outcome(job.finish)
+
+    def _outcome(self, action: Callable[[], ImportedResult]) -> set[str]:
+        """Run what imports the result; report its warnings, or its error as the operator's outcome."""
         try:
-            imported = self._job.finish()
+            imported = action()
         except Cancelled as error:
             self.report({"WARNING"}, str(error))
             return {"CANCELLED"}
         except Geo4DError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        return self._done(imported)
-
-    def _done(self, imported) -> set[str]:
         for warning in imported.warnings:
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Reconstructed into {imported.collection.name}.")

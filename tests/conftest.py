@@ -57,10 +57,10 @@ def write_published_checkpoints() -> Callable[..., tuple[Path, Path]]:
 def tiny_model(tmp_path_factory) -> str:
     """The model setting of the embedded tiny model: "tiny" when its weights ship, else a random-weight
     tiny checkpoint in our converted format (Geo4D.from_config + write_network_file)."""
-    from geo4d.core.pipeline import TINY_MODEL, TINY_WEIGHTS
+    import geo4d.core
 
-    if TINY_WEIGHTS.is_file():
-        return TINY_MODEL
+    if (Path(geo4d.core.__file__).parent / "weights" / "geo4d-tiny.safetensors").is_file():
+        return "tiny"
     from geo4d.core.geo4d_pipeline import Geo4D
     from geo4d.core.model.config import NetworkConfig
     from geo4d.core.model.network_file import write_network_file

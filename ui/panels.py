@@ -9,12 +9,9 @@ import bpy
 from ..core.errors import Geo4DError
 from ..operators.cancel import GEO4D_OT_cancel
 from ..operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
-from ..preferences import TINY_MODEL, setup_choice
+from ..preferences import TINY_MODEL, TINY_WEIGHTS, setup_choice
 from ..strip_job import RUNNING
 from ..strips import sequencer_scene, strip_video
-
-# The embedded model's weights (core/weights/, shipped by the package).
-TINY_WEIGHTS = Path(__file__).resolve().parents[1] / "core" / "weights" / "geo4d-tiny.safetensors"
 
 
 def model_readiness(scene_settings) -> tuple[str, bool]:

@@ -112,6 +112,15 @@ def test_batch_function_replaces_only_the_strips_previous_objects(scene, clip, t
     assert bystander.name == f"Geo4D {folder.name} points" and bystander.get(RESULT_TAG) is None
     assert made.points.name != bystander.name
 
+    # Unchanged strip, model and settings: the cached result is imported again without a worker.
+    started = time.perf_counter()
+    again = geo4d.reconstruct_strip(scene, "a", model=tiny_model, result_folder=str(folder), **FAST)
+    assert time.perf_counter() - started < 5.0 and scene.geo4d.last_summary.endswith("cached result")
+    assert len(again.points.data.vertices) == 0  # streamed now: the packed objects were replaced
+    assert len([obj for obj in bpy.data.objects if obj.get(RESULT_TAG) == str(folder)]) == 2
+    changed = StripSettings(model=tiny_model, result_folder=str(folder), seed=7, **FAST)
+    assert not StripJob(scene, scene.sequence_editor.strips["a"], changed).cached
+
 
 def poll_until(job: StripJob, stage: str, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
