@@ -137,8 +137,11 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     cameras = np.asarray(description["camera_to_world"], dtype=np.float64)
     source = description["source"]["frames"]
     timings = description["timings"]
-    stage_times = [f"load {timings['load_s']:.1f} s"] if "load_s" in timings else []
-    stage_times += [f"{stage} {timings[f'{stage}_s']:.1f} s" for stage in ("decode", "predict", "align")]
+    stage_times = [
+        f"{stage} {timings[f'{stage}_s']:.1f} s"
+        for stage in ("load", "decode", "predict", "align")
+        if f"{stage}_s" in timings
+    ]
     save_seconds = bar.seconds("save")
     if save_seconds is not None:
         stage_times.append(f"save {save_seconds:.1f} s")

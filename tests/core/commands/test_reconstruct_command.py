@@ -1,0 +1,40 @@
+"""The reconstruct command's terminal side: the progress bar's lines and stage times, the closing summary."""
+
+from __future__ import annotations
+
+import io
+
+from geo4d.core.commands.reconstruct import ProgressBar, summary
+from geo4d.core.metrics import path_length
+from geo4d.core.progress import ProgressEvent
+from geo4d.core.result import Reconstruction
+from geo4d.core.synthetic import SceneConfig, write_synthetic
+
+
+def test_progress_bar_writes_stage_lines_and_times_them():
+    stream = io.StringIO()  # not a terminal: one line when a stage starts and one when it ends
+    bar = ProgressBar(stream)
+    for done in range(3):
+        bar(ProgressEvent("predict", done, 2, 1.0 + done, f"window {done}"))
+    bar(ProgressEvent("align", 0, 1, 0.0))
+    bar(ProgressEvent("align", 1, 1, 0.5))
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("predict  [....") and "0/2" in lines[0]
+    assert lines[1].startswith("predict  [####") and "2/2" in lines[1] and "window 2" in lines[1]
+    assert "s left" not in lines[1]
+    assert bar.seconds("predict") >= 0 and bar.seconds("save") is None
+
+
+def test_summary_reports_frames_focal_path_and_warnings(tmp_path):
+    folder = write_synthetic(tmp_path / "scene", SceneConfig(frames=5, width=64, height=40, seed=2))
+    bar = ProgressBar(io.StringIO())
+    bar(ProgressEvent("save", 0, 1, 0.0))
+    text = summary(folder, bar, 12.5)
+    truth = Reconstruction.load(folder)
+    assert "frames     5 (source frames 0-4) at 64x40" in text
+    assert f"focal      {truth.intrinsics.fx:.1f} px" in text
+    assert f"path       {path_length(truth.camera_to_world):.3f}" in text
+    assert "save 0.0 s; total 12.5 s" in text and "warnings   none" in text
+    assert len(text.splitlines()) < 24
