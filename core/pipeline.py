@@ -262,7 +262,7 @@ def reconstruct(
     Returns a Reconstruction at the network's input size: cameras in frame 0's camera frame, depth scaled
     to a median of 1, source frame indices, settings, per-stage timings ("load_s", "decode_s",
     "predict_s", "align_s" in seconds) and warnings. Raises Geo4DError on bad input, Cancelled when
-    `cancel` returns True (checked between frames, DDIM steps and alignment steps).
+    `cancel` returns True (checked between frames, VAE calls, DDIM steps and alignment steps).
     """
     settings = settings or ReconstructionSettings()
     timings: dict[str, float] = {}
@@ -291,9 +291,10 @@ def reconstruct(
     length = model.config.unet.temporal_length
     plan = plan_windows(len(clip.frames), length, min(settings.stride, length))
     if plan.padded:
+        frames = f"{plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}"
         warnings.append(
-            f"The clip has only {plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}, fewer than the {length} of one Geo4D window: its last "
-            "frame was repeated to fill the window. Expect weaker geometry; reconstruct a longer range if you can."
+            f"The clip has only {frames}, fewer than the {length} of one Geo4D window: its last frame was "
+            "repeated to fill the window. Expect weaker geometry; reconstruct a longer range if you can."
         )
 
     stage_start = time.perf_counter()
