@@ -193,3 +193,12 @@ def test_confidence_is_inverse_softplus_of_the_head(tiny_model):
         decoded = tiny_model.decode_latents(latents)
     weight = 1 / F.softplus(decoded.point_uncertainty)
     assert weight.shape == (16, 64, 64) and (weight > 0).all()
+
+
+def test_full_network_window_shapes_on_meta():
+    """The published network's whole window path at 512x320x16, shapes only (meta device, no memory)."""
+    options = PredictionConfig(sampler=SamplerConfig(steps=1), decode_batch_size=64)
+    model = Geo4D.from_config(NetworkConfig.full(), device="meta", options=options)
+    prediction = model.predict_window(np.zeros((16, 320, 512, 3), dtype=np.uint8), fps=30)
+    assert prediction.point_map.shape == (16, 320, 512, 3) and prediction.point_map.is_meta
+    assert prediction.disparity.shape == prediction.point_confidence.shape == (16, 320, 512)
