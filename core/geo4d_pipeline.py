@@ -165,6 +165,8 @@ class Geo4D:
         """Predict one window. frames: [L, H, W, 3] uint8 RGB (L = temporal_length, H and W multiples
         of the network's stride); fps: the video's frame rate (rounded for the fps embedding);
         frame_indices: [L] indices in the clip (default 0..L-1); seed: noise seed (default options.seed).
+        Noise, drawn on the CPU so a seed means the same run on any device: one generator seeded with
+        `seed` draws x_T [1, 16, L, h, w] first, then (when sampling the posterior) [L, 4, h, w].
         """
         images = self._frames_to_images(frames)
         length = images.shape[0]
