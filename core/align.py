@@ -51,7 +51,7 @@ from .result import Intrinsics, Reconstruction
 logger = logging.getLogger(__name__)
 
 GARBAGE_WEIGHT = 1e-3
-DENSE_CHUNK_ELEMENTS = 1 << 26
+DENSE_CHUNK_ELEMENTS = 1 << 24
 DEPTH_ROBUST_WIDTH = 0.05
 
 
@@ -274,13 +274,16 @@ def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frame
     return rotation, centre, focal, posed
 
 
-def _fuse_depth(estimates: torch.Tensor, weights: torch.Tensor, start_mask: torch.Tensor, width: float):
+def _fuse_depth(estimates, weights, start_mask, reference, width: float):
     """Robust per-pixel fusion of depth estimates [C, E, H, W] (weights alike) -> (depth [C, H, W], robust weights).
 
-    Starts from the median of the estimates in start_mask, then reweights by relative deviation (Cauchy).
+    Starts from the median of the estimates in start_mask together with `reference` [C, H, W] (the solve's
+    robust depth, NaN where it has none, so that a frame seen by one window still has three votes), then
+    reweights by relative deviation (Cauchy).
     """
     used = (weights > 0) & start_mask
-    depth = torch.nan_to_num(torch.nanmedian(torch.where(used, estimates, torch.nan), dim=1).values, nan=0.0)
+    votes = torch.cat([torch.where(used, estimates, torch.nan), reference[:, None]], dim=1)
+    depth = torch.nan_to_num(torch.nanmedian(votes, dim=1).values, nan=0.0)
     robust = weights
     for _ in range(3):
         relative = (estimates - depth[:, None]).abs() / depth.abs().clamp_min(1e-12)[:, None]
@@ -300,9 +303,12 @@ def _slot_positions(frames: np.ndarray, active: np.ndarray, num_frames: int) -> 
     return position, int(counts.max())
 
 
-def _dense_depth(predictions, frames, similarity, cameras, disparity_map, window_weight, config, reporter):
+def _dense_depth(
+    predictions, frames, similarity, cameras, disparity_map, reference, window_weight, config, reporter
+):
     """Full-resolution depth and confidence [T, H, W] float32, fused over every window seeing each frame.
 
+    reference: [T, H, W] robust depth of the solve (nearest solver pixel; NaN where none) for the median start.
     Frames are processed in chunks that bound memory; within a chunk every window is decoded once.
     """
     scale, rotation_w, translation_w = (x.float() for x in similarity)
@@ -352,7 +358,7 @@ def _dense_depth(predictions, frames, similarity, cameras, disparity_map, window
             good[rows, slot_pos] = good[rows, most + slot_pos] = bool(weight_np[window] > 0.5)
         good_any = ((weights > 0) & good).any(1, keepdim=True)
         start_mask = good | ~good_any
-        depth, robust = _fuse_depth(estimates, weights, start_mask, DEPTH_ROBUST_WIDTH)
+        depth, robust = _fuse_depth(estimates, weights, start_mask, reference[first:last], DEPTH_ROBUST_WIDTH)
         agreement = robust[:, :most] / weights[:, :most].clamp_min(1e-30)
         seen = (point_conf > 0).sum(1).clamp_min(1)
         covered = (weights.sum(1) > 0) & (depth > 0)
@@ -452,8 +458,20 @@ def align_windows(
     inverse_target = 1 / camera_z.clamp_min(1e-9)
     disparity_map = grid.fit_disparity(inverse_target, camera_z > 0, robust, window_weight)
 
+    solved = torch.where((fused_weight > 0) & (camera_z > 0), camera_z, torch.nan).reshape(
+        num_frames, *grid.shape
+    )
+    reference = solved[:, grid.nearest_rows][:, :, grid.nearest_cols].float()
     depth, confidence = _dense_depth(
-        predictions, frames, similarity, (rotation, centre), disparity_map, window_weight, config, reporter
+        predictions,
+        frames,
+        similarity,
+        (rotation, centre),
+        disparity_map,
+        reference,
+        window_weight,
+        config,
+        reporter,
     )
     camera_to_world = torch.eye(4, dtype=torch.float64).repeat(num_frames, 1, 1)
     camera_to_world[:, :3, :3] = rotation.cpu().double()

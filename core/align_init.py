@@ -29,7 +29,9 @@ class SolverGrid:
 
     points [N, L, P, 3] decoded-frame points; weights [N, L, P] confidence (0 where invalid);
     disparity [N, L, P] (D'+1)/2 with disparity_valid; direction, moment [N, L, P, 3] ray maps;
-    pixels [P, 2] pixel centres (u, v) of the samples; centre (cx, cy); window_weight [N] 1 or 0 (empty).
+    pixels [P, 2] pixel centres (u, v) of the samples; centre (cx, cy); shape (h, w) of the subgrid;
+    frames_t [N, L] frame of each slot; window_weight [N] 1 or 0 (empty); nearest_rows [H], nearest_cols [W]:
+    the subgrid row/column nearest to each full-resolution row/column.
     """
 
     points: torch.Tensor
@@ -43,6 +45,8 @@ class SolverGrid:
     shape: tuple[int, int]
     frames_t: torch.Tensor
     window_weight: torch.Tensor
+    nearest_rows: torch.Tensor
+    nearest_cols: torch.Tensor
 
     @property
     def offsets(self) -> torch.Tensor:
@@ -116,6 +120,8 @@ def sample_windows(predictions: list[WindowPrediction], frames: np.ndarray, conf
         shape=(len(rows), len(cols)),
         frames_t=torch.from_numpy(frames).to(device),
         window_weight=window_weight,
+        nearest_rows=(torch.arange(height, device=device)[:, None] - rows[None, :]).abs().argmin(1),
+        nearest_cols=(torch.arange(width, device=device)[:, None] - cols[None, :]).abs().argmin(1),
     )
 
 
