@@ -14,7 +14,6 @@ from pathlib import Path
 import bpy
 
 from .core.errors import Geo4DError
-from .core.windows import WINDOW_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +126,8 @@ def read_strip(
 ) -> StripFrames:
     """The footage of `strip` over its visible range, or over the timeline frames `frame_range` (inclusive).
 
-    The range must lie within the strip's visible frames and hold at least one 16-frame window.
+    The range must lie within the strip's visible frames. Fewer frames than one 16-frame window are
+    padded by the pipeline, which then warns.
     """
     video = strip_video(strip)
     _check_timing(scene, strip)
@@ -138,11 +138,6 @@ def read_strip(
         raise Geo4DError(
             f"Frames {first}..{last} are not within the visible frames {visible[0]}..{visible[1]} of the "
             f"strip '{strip.name}'. Choose a range inside the strip."
-        )
-    if last - first + 1 < WINDOW_LENGTH:
-        raise Geo4DError(
-            f"The strip '{strip.name}' shows {last - first + 1} frames ({first}..{last}); Geo4D needs at least "
-            f"{WINDOW_LENGTH} frames (one window). Use a longer strip or range."
         )
     if first - origin < 0:
         raise Geo4DError(
