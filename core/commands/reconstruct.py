@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class ProgressBar:
-    """A one-line progress bar per stage on a terminal stream; remembers when each stage started and ended."""
+    """A one-line progress bar per stage on a terminal (a line per tenth of a stage elsewhere); remembers when
+    each stage started and ended."""
 
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.stream = stream
@@ -85,6 +86,7 @@ class ProgressBar:
         self.spans: dict[str, list[float]] = {}
         self.interactive = stream.isatty()
         self.last_line = ""
+        self.last_tenth = -1
 
     def __call__(self, event: ProgressEvent) -> None:
         now = time.perf_counter()
@@ -103,8 +105,9 @@ class ProgressBar:
         )[:110]
         if self.interactive:
             self.stream.write("\r" + line.ljust(len(self.last_line)))
-        elif event.done in (0, event.total) and line != self.last_line:
+        elif int(10 * event.fraction) != self.last_tenth:  # a log file gets a line per tenth of a stage
             self.stream.write(line + "\n")
+            self.last_tenth = int(10 * event.fraction)
         self.last_line = line
         self.stream.flush()
 
@@ -112,6 +115,7 @@ class ProgressBar:
         if self.interactive:
             self.stream.write("\n")
         self.last_line = ""
+        self.last_tenth = -1
 
     def close(self) -> None:
         if self.stage is not None:

@@ -12,18 +12,20 @@ from geo4d.core.synthetic import SceneConfig, write_synthetic
 
 
 def test_progress_bar_writes_stage_lines_and_times_them():
-    stream = io.StringIO()  # not a terminal: one line when a stage starts and one when it ends
+    stream = io.StringIO()  # not a terminal: a line per tenth of a stage, none for the steps in between
     bar = ProgressBar(stream)
     for done in range(3):
-        bar(ProgressEvent("predict", done, 2, 1.0 + done, f"window {done}"))
+        for step in range(5):
+            bar(ProgressEvent("predict", done, 2, 1.0 + done, f"window {done}, step {step}"))
     bar(ProgressEvent("align", 0, 1, 0.0))
     bar(ProgressEvent("align", 1, 1, 0.5))
     bar.close()
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 4
-    assert lines[0].startswith("predict  [....") and "0/2" in lines[0]
-    assert lines[1].startswith("predict  [####") and "2/2" in lines[1] and "window 2" in lines[1]
-    assert "s left" not in lines[1]
+    assert len(lines) == 5
+    assert lines[0].startswith("predict  [....") and "0/2" in lines[0] and "step 0" in lines[0]
+    assert "1/2" in lines[1] and "s left" in lines[1]
+    assert lines[2].startswith("predict  [####") and "2/2" in lines[2] and "window 2, step 0" in lines[2]
+    assert "s left" not in lines[2] and lines[3].startswith("align ")
     assert bar.seconds("predict") >= 0 and bar.seconds("save") is None
 
 
