@@ -28,10 +28,11 @@ def register() -> None:
     properties.register()
     menus.register()
     save_paths.register()
+    strip_job.register()
 
 
 def unregister() -> None:
-    strip_job.stop_all()
+    strip_job.unregister()
     save_paths.unregister()
     menus.unregister()
     properties.unregister()

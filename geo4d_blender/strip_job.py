@@ -257,8 +257,26 @@ class StripJob:
 
 
 def stop_all() -> None:
-    """Kill every running worker now (add-on unregistered, Blender quitting)."""
+    """Kill every running worker now (add-on unregistered, another file opened)."""
     for job in list(RUNNING):
         job.worker.kill()
         job.step()
     RUNNING.clear()
+
+
+@bpy.app.handlers.persistent
+def stop_all_on_load(*_arguments) -> None:
+    """load_pre handler: opening a file ends the modal operators, so their workers must end too."""
+    if RUNNING:
+        logger.info("Another file is being opened: stopping %d Geo4D reconstruction(s).", len(RUNNING))
+    stop_all()
+
+
+def register() -> None:
+    bpy.app.handlers.load_pre.append(stop_all_on_load)
+
+
+def unregister() -> None:
+    stop_all()
+    if stop_all_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(stop_all_on_load)

@@ -170,3 +170,14 @@ def test_check_setup_reports_the_worker_python_in_plain_words(scene, capfd):
     assert "Worker Python 3." in reported and "torch " in reported
     assert "No usable CUDA GPU" in reported or "GPU: " in reported
     assert "Model tiny loads" in reported or "Model problem: The built-in model 'tiny' is missing" in reported
+
+
+def test_opening_another_file_stops_a_running_worker(scene, clip, tmp_path, tiny_model):
+    strip = add_movie_strip(scene, clip)
+    job = StripJob(scene, strip, StripSettings(model=tiny_model, result_folder=str(tmp_path / "r"), **FAST))
+    job.start()
+    pid = job.worker.process.pid
+    bpy.ops.wm.read_factory_settings(use_empty=True)  # runs the load_pre handlers, as File > Open does
+    assert not RUNNING and job.status.finished
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

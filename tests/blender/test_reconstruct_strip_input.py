@@ -10,7 +10,7 @@ from movie_strips import STRIP_START, add_movie_strip, collection_names, write_c
 
 import geo4d
 from geo4d.core.errors import Geo4DError
-from geo4d.strip_job import RUNNING
+from geo4d.strip_job import RUNNING, stop_all_on_load
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,9 @@ def test_register_adds_panels_properties_and_operators_and_unregister_removes_th
         assert bpy.types.SEQUENCER_PT_geo4d.bl_category == bpy.types.VIEW3D_PT_geo4d.bl_category == "Geo4D"
         assert bpy.context.scene.geo4d.stride == 4 and not bpy.context.window_manager.geo4d_progress.running
         assert not bpy.ops.geo4d.cancel.poll()  # nothing running
+        assert stop_all_on_load in bpy.app.handlers.load_pre
     finally:
         geo4d.unregister()
+    assert stop_all_on_load not in bpy.app.handlers.load_pre
     assert not any(hasattr(bpy.types, name) for name in names)
     assert not hasattr(bpy.types.Scene, "geo4d") and not hasattr(bpy.types.WindowManager, "geo4d_progress")
