@@ -16,7 +16,7 @@ class TrainConfig:
 
     Data: `scenes` synthetic scenes (seeds TRAIN_SEED_START...) of `frames_per_scene` frames at the
     network's input size, rendered at `supersampling` x that size and box-filtered (as a resized video
-    looks); windows of 16 frames start every `window_step` frames; every window is also used mirrored.
+    looks); windows of 16 frames start every `window_step` frames; every other window is mirrored.
     VAE: `vae_steps` AdamW steps of `vae_batch` images (RGB frames and modality maps), L1 + `kl_weight` KL.
     UNet: `unet_steps` steps of `unet_batch` windows, v-prediction MSE; a fraction `inference_timestep_share`
     of the timesteps is drawn from the 5-step DDIM timesteps the pipeline samples with, the rest uniform.
@@ -28,15 +28,15 @@ class TrainConfig:
     frames_per_scene: int = 24
     window_step: int = 8
     supersampling: int = 2
-    vae_steps: int = 300
+    vae_steps: int = 150
     vae_batch: int = 8
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    unet_steps: int = 1100
+    unet_steps: int = 500
     unet_batch: int = 2
     unet_lr: float = 8e-4
     inference_timestep_share: float = 0.6
-    pointmap_steps: int = 100
+    pointmap_steps: int = 60
     pointmap_batch: int = 8
     pointmap_lr: float = 2e-4
     pointmap_sampled_share: float = 0.5
@@ -85,7 +85,7 @@ class TrainConfig:
 
     @classmethod
     def shipped(cls) -> TrainConfig:
-        """The recipe of core/weights/geo4d-tiny.safetensors (about an hour on a shared 2-core CPU)."""
+        """The recipe of core/weights/geo4d-tiny.safetensors (about 70 minutes on a heavily shared 2-core CPU)."""
         return cls()
 
     @classmethod

@@ -48,7 +48,8 @@ def encode_windows(
     device: torch.device,
     reporter: Reporter | None = None,
 ) -> LatentSet:
-    """Encode every frame (plain and mirrored) and every window's modality maps once with the trained VAE."""
+    """Encode every frame (plain and mirrored) and the modality maps of every window (every other one
+    mirrored) once with the trained VAE."""
     scale = vae.config.scale_factor
     count, frames = scenes.rgb.shape[:2]
     rgb_mean, rgb_std = [], []
@@ -59,10 +60,9 @@ def encode_windows(
             rgb_mean.append(posterior.mean.float().cpu())
             rgb_std.append(posterior.std.float().cpu())
     windows = [
-        (scene, start, flip)
+        (scene, start, (scene + index) % 2)  # every other window mirrored
         for scene in range(count)
-        for start in window_starts(frames, config.window_step)
-        for flip in (0, 1)
+        for index, start in enumerate(window_starts(frames, config.window_step))
     ]
     targets = []
     for index, window in enumerate(windows):

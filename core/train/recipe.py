@@ -48,11 +48,10 @@ def training_device(name: str) -> torch.device:
 def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainConfig):
     """A LatentSource: the UNet's 5-step sample of a window, its point-map latents unscaled [L, 4, h, w]."""
     generator = torch.Generator().manual_seed(config.seed + 5)
-    index = {tuple(window.tolist()): i for i, window in enumerate(latents.windows)}
     scale = model.config.vae.scale_factor
 
     def sample(scene: int, start: int, flip: bool) -> torch.Tensor:
-        window = latents.windows[index[(scene, start, int(flip))]]
+        window = torch.tensor([scene, start, int(flip)])  # every frame's RGB latent exists in both mirrorings
         condition = c_concat(latents, window, scale, generator)[None].to(model.device)
         noise = torch.randn((1, model.config.unet.out_channels, *condition.shape[2:]), generator=generator)
         with torch.no_grad():
