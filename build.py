@@ -1,7 +1,10 @@
 """Build the installable Blender extension zip into dist/ with the blender_ext.py that ships in the bpy wheel.
 
 The zip has the package's shape (DESIGN.md): geo4d_blender's files at its root beside
-blender_manifest.toml, and core/, operators/, ui/ as sub-packages.
+blender_manifest.toml, and core/, operators/, ui/ as sub-packages. With --wheels DIR the zip also carries
+the wheels in DIR (for example a CPU torch and the worker's other dependencies, downloaded once), listed
+in the manifest's `wheels`; Blender installs those that fit its platform and Python when the add-on is
+enabled, so the worker then runs in Blender's own Python with no network.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -21,6 +25,7 @@ ROOT = Path(__file__).resolve().parent
 MANIFEST = "blender_manifest.toml"
 ROOT_PACKAGE = "geo4d_blender"
 SUBPACKAGES = ("core", "operators", "ui")
+WHEELS_DIR = "wheels"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
@@ -43,12 +48,33 @@ def blender_ext_script() -> Path:
     return scripts[-1]
 
 
-def stage(source: Path, staging: Path) -> None:
-    """Copy the extension's files into the empty folder `staging` in the zip's layout."""
+def stage(source: Path, staging: Path, wheels: Sequence[Path] = ()) -> None:
+    """Copy the extension's files into the empty folder `staging` in the zip's layout, with `wheels`."""
     shutil.copytree(source / ROOT_PACKAGE, staging, ignore=_IGNORED, dirs_exist_ok=True)
     shutil.copy2(source / MANIFEST, staging / MANIFEST)
     for name in SUBPACKAGES:
         shutil.copytree(source / name, staging / name, ignore=_IGNORED)
+    if wheels:
+        (staging / WHEELS_DIR).mkdir()
+        for wheel in wheels:
+            shutil.copy2(wheel, staging / WHEELS_DIR / wheel.name)
+        listed = ", ".join(f'"./{WHEELS_DIR}/{wheel.name}"' for wheel in wheels)
+        manifest = staging / MANIFEST
+        text = manifest.read_text(encoding="utf-8")
+        # A top-level key: it goes before the first [table] (after it, TOML would put it in that table).
+        table = text.find("\n[")
+        head, tail = (text, "") if table < 0 else (text[: table + 1], text[table + 1 :])
+        manifest.write_text(f"{head}wheels = [{listed}]\n{tail}", encoding="utf-8")
+
+
+def find_wheels(folder: Path) -> list[Path]:
+    """The .whl files in `folder`, refused when there are none (a mistyped folder would build without them)."""
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        raise BuildError(
+            f"No .whl files in {folder}. Put the wheels to bundle there (pip download ... -d {folder})."
+        )
+    return wheels
 
 
 def _run_blender_ext(*arguments: str) -> str:
@@ -59,12 +85,12 @@ def _run_blender_ext(*arguments: str) -> str:
     return completed.stdout
 
 
-def build(output_dir: Path, source: Path = ROOT) -> Path:
-    """Validate the manifest and write the extension zip into output_dir; returns the zip's path."""
+def build(output_dir: Path, source: Path = ROOT, wheels: Sequence[Path] = ()) -> Path:
+    """Validate the manifest and write the extension zip (with `wheels`) into output_dir; returns its path."""
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="geo4d-extension-") as temporary:
         staging = Path(temporary) / "geo4d"
-        stage(source, staging)
+        stage(source, staging, wheels)
         _run_blender_ext("validate", str(staging))
         before = set(output_dir.glob("*.zip"))
         _run_blender_ext("build", "--source-dir", str(staging), "--output-dir", str(output_dir))
@@ -79,10 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output-dir", type=Path, default=ROOT / "dist", help="where the zip goes (default dist/)"
     )
+    parser.add_argument(
+        "--wheels", type=Path, help="bundle every .whl in this folder (listed in the manifest's `wheels`)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        path = build(args.output_dir.resolve())
+        wheels = find_wheels(args.wheels) if args.wheels else []
+        path = build(args.output_dir.resolve(), wheels=wheels)
     except BuildError as error:
         print(f"build.py: error: {error}", file=sys.stderr)
         return 1

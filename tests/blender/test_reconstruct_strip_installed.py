@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 from movie_strips import write_clip
@@ -66,3 +67,89 @@ def test_installed_extension_reconstructs_a_strip_into_its_cache(tmp_path, tiny_
     assert lines["summary"].startswith("16 frames (5-20)")
     extension = user / "extensions" / "user_default" / "geo4d"
     assert f"runs {extension.resolve() / 'core' / 'worker.py'}" in completed.stderr
+
+
+INSTALL_AND_PROBE_WHEEL = """
+import subprocess
+import sys
+import bpy
+
+assert bpy.ops.extensions.package_install_files(
+    filepath=sys.argv[1], repo="user_default", enable_on_install=True
+) == {"FINISHED"}
+from bl_ext.user_default.geo4d.core.worker_client import worker_launch
+
+command, environment = worker_launch()
+probe = "import geo4d_wheel_probe; print('worker sees', geo4d_wheel_probe.__file__)"
+print(subprocess.run([command[0], "-c", probe], env=environment, capture_output=True, text=True).stdout)
+"""
+
+
+def write_wheel(folder: Path, name: str = "geo4d_wheel_probe", version: str = "1.0") -> Path:
+    """A minimal pure-Python wheel (module, METADATA, WHEEL, RECORD), as pip would install it."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": "VALUE = 42\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in files) + f"{info}/RECORD,,\n"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for member, text in files.items():
+            wheel.writestr(member, text)
+    return path
+
+
+def test_bundled_wheels_are_installed_with_the_extension_and_seen_by_the_worker(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    write_wheel(wheels)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "build.py"),
+            "--output-dir",
+            str(tmp_path / "dist"),
+            "--wheels",
+            str(wheels),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    (zip_path,) = (tmp_path / "dist").glob("*.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        assert "wheels/geo4d_wheel_probe-1.0-py3-none-any.whl" in archive.namelist()
+        assert (
+            'wheels = ["./wheels/geo4d_wheel_probe-1.0-py3-none-any.whl"]'
+            in archive.read("blender_manifest.toml").decode()
+        )
+    user = tmp_path / "blender-user"
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(INSTALL_AND_PROBE_WHEEL), str(zip_path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, BLENDER_USER_RESOURCES=str(user)),
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (line,) = [line for line in completed.stdout.splitlines() if line.startswith("worker sees ")]
+    assert Path(line.removeprefix("worker sees ")).is_relative_to(user / "extensions")
+
+
+def test_build_refuses_a_wheel_folder_without_wheels(tmp_path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "build.py"),
+            "--output-dir",
+            str(tmp_path / "dist"),
+            "--wheels",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 1 and f"No .whl files in {tmp_path}" in completed.stderr
+    assert not (tmp_path / "dist").exists()
