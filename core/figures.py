@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .font import caption
+
 WHITE = (255, 255, 255)
 GREY = (160, 160, 160)
 SAMPLES_PER_PIXEL = 2
@@ -88,3 +90,13 @@ def sheet(rows: list[list[np.ndarray]], gap: int = 6, background: tuple[int, int
             left += panel.shape[1] + gap
         top += row_height + gap
     return canvas
+
+
+def with_caption(panel: np.ndarray, text: str, scale: int = 2) -> np.ndarray:
+    """The panel [h, w, 3] with a strip of `text` above it: [h + 9 scale, w, 3]."""
+    return np.concatenate([caption(text, panel.shape[1], scale), panel])
+
+
+def text_block(lines: list[str], width: int, scale: int = 2) -> np.ndarray:
+    """Lines of text on white, one strip each: [9 scale x len(lines), width, 3] uint8."""
+    return np.concatenate([caption(line, width, scale) for line in lines])

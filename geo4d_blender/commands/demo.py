@@ -150,15 +150,34 @@ def top_down(result, truth) -> np.ndarray:
     )
 
 
-def make_sheet(result, truth, renders: list[np.ndarray], frames: list[int]) -> np.ndarray:
-    """Rows of (video frame the network saw, point-cloud render) and the top-down path plot."""
-    from ..core.figures import enlarge, sheet
+def make_sheet(result, truth, renders: list[np.ndarray], frames: list[int], figures) -> np.ndarray:
+    """Rows of (video frame the network saw, point-cloud render), then the top-down path plot beside the
+    figures against the ground truth."""
+    from ..core.figures import enlarge, sheet, text_block, with_caption
 
     rows = [
-        [enlarge(result.color[frame], RENDER_SCALE), render]
+        [
+            with_caption(
+                enlarge(result.color[frame], RENDER_SCALE), f"frame {result.source_frames[frame]}: video"
+            ),
+            with_caption(render, "recovered camera view"),
+        ]
         for frame, render in zip(frames, renders, strict=True)
     ]
-    return sheet(rows + [[top_down(result, truth)]])
+    plot = with_caption(top_down(result, truth), "cameras seen from above")
+    lines = [
+        "green: true path",
+        "orange: recovered",
+        "square: first frame",
+        "",
+        f"depth absrel {figures.abs_rel:.3f}",
+        f"(constant depth {figures.constant_abs_rel:.3f})",
+        f"delta<1.25 {100 * figures.delta_1_25:.1f}%",
+        f"focal error {100 * figures.focal_error:.1f}%",
+        f"ate {100 * figures.ate_fraction:.1f}% of path",
+        f"rpe rotation {figures.rpe_rotation_deg:.2f} deg",
+    ]
+    return sheet(rows + [[plot, text_block(lines, 300)]])
 
 
 def report(figures, timings: dict[str, float], output: Path) -> str:
@@ -212,11 +231,11 @@ def run(args: argparse.Namespace) -> int:
         renders = render_frames(frames, renders_folder)
     finally:
         shutil.rmtree(renders_folder, ignore_errors=True)
-    write_png(output / "sheet.png", make_sheet(result, truth, renders, frames))
+    figures = quality_figures(result, truth)
+    write_png(output / "sheet.png", make_sheet(result, truth, renders, frames, figures))
     timings["scene and renders"] = time.perf_counter() - stage
     timings["total"] = time.perf_counter() - started
 
-    figures = quality_figures(result, truth)
     summary = {"seed": args.seed, "frames": args.frames, "model": args.model, "figures": asdict(figures)}
     summary["timings_s"] = {name: round(seconds, 2) for name, seconds in timings.items()}
     summary["pipeline_timings_s"] = result.timings

@@ -15,6 +15,7 @@ from synthetic_results import write_result
 
 from geo4d.commands.demo import RENDER_SCALE, build_blend, make_sheet, render_frames
 from geo4d.core.figures import enlarge
+from geo4d.core.synthetic_eval import quality_figures
 
 
 def test_ground_truth_points_render_like_the_video(tmp_path, empty_scene):
@@ -33,7 +34,7 @@ def test_ground_truth_points_render_like_the_video(tmp_path, empty_scene):
         assert covered[sky].mean() > 0.9  # the cloud fills the frame where the scene has geometry
         difference = np.abs(render.astype(np.int16) - video)[sky]
         assert np.median(difference) < 20, np.median(difference)
-    sheet = make_sheet(truth, truth, renders, [0, 3])
+    sheet = make_sheet(truth, truth, renders, [0, 3], quality_figures(truth, truth))
     assert sheet.dtype == np.uint8 and sheet.shape[1] >= 2 * 64 * RENDER_SCALE
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from geo4d.core.figures import enlarge, path_plot, sheet
+from geo4d.core.figures import enlarge, path_plot, sheet, with_caption
+from geo4d.core.font import caption, text_mask
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 
@@ -35,3 +36,15 @@ def test_sheet_and_enlarge():
         and (canvas[8:10, 2:5] == 200).all()
     )
     assert (canvas[0] == 255).all()
+
+
+def test_font_draws_known_glyphs_and_blanks_unknown_ones():
+    ink = text_mask("T1", scale=2)
+    assert ink.shape == (14, 22)
+    assert ink[:2, :10].all() and not ink[2:, :4].any()  # the T's bar, then nothing left of its stem
+    np.testing.assert_array_equal(text_mask("ab"), text_mask("AB"))
+    assert not text_mask("~").any() and text_mask("").shape == (7, 0)
+    strip = caption("OK", 40, scale=1, color=RED)
+    assert strip.shape == (9, 40, 3) and (strip == RED).all(-1).sum() == text_mask("OK").sum()
+    labelled = with_caption(np.zeros((5, 40, 3), np.uint8), "OK", scale=1)
+    assert labelled.shape == (14, 40, 3) and (labelled[9:] == 0).all()
