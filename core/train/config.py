@@ -101,6 +101,7 @@ class TrainConfig:
             unet_batch=1,
             pointmap_steps=2,
             pointmap_batch=4,
+            pointmap_sampled_share=1.0,
             warmup_steps=1,
             log_every=1,
         )

@@ -1,0 +1,60 @@
+"""The UNet's training: v-prediction on the zero-terminal-SNR schedule, timestep draws, loss falls in a few steps."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from geo4d.core.model.config import NetworkConfig
+from geo4d.core.model.unet import UNet3D
+from geo4d.core.train.config import TrainConfig
+from geo4d.core.train.denoiser import LatentSet, TimestepSampler, noisy_and_velocity, train_unet
+
+
+def test_velocity_targets_on_the_zero_terminal_snr_schedule() -> None:
+    sampler = TimestepSampler(1.0)
+    alphas = sampler.alphas_cumprod
+    assert alphas[999] == 0 and abs(alphas[0].item() - (1 - 0.00085)) < 1e-6
+    generator = torch.Generator().manual_seed(0)
+    x0, noise = (
+        torch.randn(3, 16, 2, 4, 4, generator=generator),
+        torch.randn(3, 16, 2, 4, 4, generator=generator),
+    )
+    t = torch.tensor([999, 500, 1])
+    x_t, velocity = noisy_and_velocity(x0, noise, alphas[t])
+    torch.testing.assert_close(x_t[0], noise[0])
+    torch.testing.assert_close(velocity[0], -x0[0])  # at t = 999 the UNet must produce the clean latent
+    a = alphas[t].view(-1, 1, 1, 1, 1)
+    torch.testing.assert_close(a.sqrt() * x_t - (1 - a).sqrt() * velocity, x0, atol=1e-5, rtol=0)
+
+
+def test_timestep_draws_mix_the_ddim_steps_and_uniform_ones() -> None:
+    generator = torch.Generator().manual_seed(1)
+    only_ddim = TimestepSampler(1.0).sample(500, generator)
+    assert set(only_ddim.tolist()) == {999, 799, 599, 399, 199}
+    mixed = TimestepSampler(0.5).sample(2000, generator)
+    share = torch.isin(mixed, torch.tensor([999, 799, 599, 399, 199])).float().mean().item()
+    assert 0.4 < share < 0.6 and mixed.min() >= 0 and mixed.max() <= 999
+
+
+def test_a_few_unet_steps_reduce_the_v_loss(tmp_path) -> None:
+    torch.manual_seed(3)
+    network = NetworkConfig.tiny()
+    generator = torch.Generator().manual_seed(3)
+    rgb = torch.randn(1, 2, 16, 4, 8, 8, generator=generator)
+    # Targets that depend on the frame's RGB latent: a task the UNet can learn from c_concat.
+    targets = torch.cat([rgb[0, 0].transpose(0, 1)] * 4)[None] * 2
+    latents = LatentSet(rgb, torch.full_like(rgb, 1e-3), targets, torch.tensor([[0, 0, 0]]))
+    unet = UNet3D(network.unet)
+    context = torch.nn.Parameter(torch.randn(1, 77 + 16 * 16, network.unet.context_dim))
+    before = context.detach().clone()
+    config = replace(
+        TrainConfig.toy(), unet_steps=12, unet_batch=1, warmup_steps=2, log_every=4, unet_lr=2e-3
+    )
+    config = replace(config, inference_timestep_share=1.0)
+    history = train_unet(
+        unet, context, latents, config, 1.0, torch.device("cpu"), log_path=tmp_path / "l.jsonl"
+    )
+    assert history[-1]["v_mse"] < 0.8 * history[0]["v_mse"]
+    assert not torch.equal(context.detach(), before) and not context.requires_grad
