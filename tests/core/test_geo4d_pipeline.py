@@ -202,3 +202,19 @@ def test_full_network_window_shapes_on_meta():
     prediction = model.predict_window(np.zeros((16, 320, 512, 3), dtype=np.uint8), fps=30)
     assert prediction.point_map.shape == (16, 320, 512, 3) and prediction.point_map.is_meta
     assert prediction.disparity.shape == prediction.point_confidence.shape == (16, 320, 512)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_full_window_on_cuda_in_bf16_fits_the_memory_target():
+    """Random full-size weights in bf16 at 512x320x16: finite maps, seeded, peak memory under 24 GB."""
+    model = Geo4D.from_config(NetworkConfig.full(), device="cuda", dtype=torch.bfloat16)
+    assert model.dtype == torch.bfloat16 and model.context.dtype == torch.bfloat16
+    frames = np.random.default_rng(0).integers(0, 256, size=(16, 320, 512, 3), dtype=np.uint8)
+    torch.cuda.reset_peak_memory_stats()
+    first = model.predict_window(frames, fps=24, seed=3)
+    assert torch.cuda.max_memory_allocated() < 24e9
+    assert first.point_map.device.type == "cuda" and first.point_map.dtype == torch.float32
+    assert all(torch.isfinite(m).all() for m in (first.point_map, first.disparity, first.ray_moment))
+    second = model.predict_window(frames, fps=24, seed=3)  # GPU kernels need not be bitwise repeatable
+    torch.testing.assert_close(second.point_map, first.point_map, rtol=2e-2, atol=2e-2)
