@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 GARBAGE_WEIGHT = 1e-3
 DENSE_CHUNK_ELEMENTS = 1 << 24
 DEPTH_ROBUST_WIDTH = 0.05
+DEPTH_ROBUST_STEPS = 2
 
 
 @dataclass(frozen=True)
@@ -285,9 +286,9 @@ def _fuse_depth(estimates, weights, start_mask, reference, width: float):
     votes = torch.cat([torch.where(used, estimates, torch.nan), reference[:, None]], dim=1)
     depth = torch.nan_to_num(torch.nanmedian(votes, dim=1).values, nan=0.0)
     robust = weights
-    for _ in range(3):
-        relative = (estimates - depth[:, None]).abs() / depth.abs().clamp_min(1e-12)[:, None]
-        robust = weights / (1 + (relative / width) ** 2)
+    for _ in range(DEPTH_ROBUST_STEPS):
+        scaled = (estimates - depth[:, None]).div_(depth.abs().clamp_min(1e-12)[:, None] * width)
+        robust = weights / scaled.square_().add_(1)
         depth = (robust * estimates).sum(1) / robust.sum(1).clamp_min(1e-30)
     return depth, robust
 

@@ -21,6 +21,7 @@ from .prediction import WindowPrediction
 
 SOLVER_DTYPE = torch.float64
 CHAIN_ROBUST_STEPS = 6
+CAMERA_BLOCK_POINTS = 1 << 20
 
 
 @dataclass
@@ -136,10 +137,8 @@ class WindowCameras:
     ray_focal: torch.Tensor
 
 
-def window_cameras(grid: SolverGrid, config) -> WindowCameras:
-    """Cameras of every window slot: centre where the predicted rays through the predicted points meet
-    (robustly reweighted), rotation and focal from the point directions seen from that centre."""
-    points, direction, weights = grid.points, grid.direction, grid.weights
+def _slot_cameras(points, direction, moment, weights, pixels, centre_px, config):
+    """window_cameras for a block of windows: (rotation, centre, point focal, ray focal)."""
     centre = line_intersection(points, direction, weights)
     unit = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     robust = weights
@@ -148,12 +147,34 @@ def window_cameras(grid: SolverGrid, config) -> WindowCameras:
         distance = (offset - (offset * unit).sum(-1, keepdim=True) * unit).norm(dim=-1)
         robust = cauchy_weights(distance, weights, config.robust_width)
         centre = line_intersection(points, direction, robust)
-    pixels = grid.pixels.expand(*points.shape[:-1], 2)
     rotation, focal = rotation_and_focal_from_directions(
-        points - centre[..., None, :], pixels, grid.centre, robust
+        points - centre[..., None, :], pixels.expand(*points.shape[:-1], 2), centre_px, robust
     )
-    trajectory = ray_trajectory_from_maps(direction, grid.moment, grid.pixels, weights, grid.centre)
-    return WindowCameras(rotation, centre, focal, trajectory.focals)
+    trajectory = ray_trajectory_from_maps(direction, moment, pixels, weights, centre_px)
+    return rotation, centre, focal, trajectory.focals
+
+
+def window_cameras(grid: SolverGrid, config) -> WindowCameras:
+    """Cameras of every window slot: centre where the predicted rays through the predicted points meet
+    (robustly reweighted), rotation and focal from the point directions seen from that centre.
+
+    Windows are processed in blocks of about CAMERA_BLOCK_POINTS samples to bound memory on long clips.
+    """
+    count, length, pixels = grid.weights.shape
+    block = max(1, CAMERA_BLOCK_POINTS // (length * pixels))
+    parts = [
+        _slot_cameras(
+            grid.points[first : first + block],
+            grid.direction[first : first + block],
+            grid.moment[first : first + block],
+            grid.weights[first : first + block],
+            grid.pixels,
+            grid.centre,
+            config,
+        )
+        for first in range(0, count, block)
+    ]
+    return WindowCameras(*(torch.cat(values) for values in zip(*parts, strict=True)))
 
 
 def pair_residuals(grid: SolverGrid, frames: np.ndarray, config) -> torch.Tensor:
