@@ -4,8 +4,19 @@ Importing this package does not import bpy, so `python -m geo4d` and the worker 
 register() pulls in the Blender side.
 """
 
+from __future__ import annotations
 
-def reconstruct_strip(scene, strip, **settings):
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import bpy
+
+    from .scene_builder import ImportedResult
+
+
+def reconstruct_strip(
+    scene: bpy.types.Scene, strip: bpy.types.Strip | str, **settings: Any
+) -> ImportedResult:
     """Reconstruct a movie strip of `scene` and import the result on its frames; see batch.reconstruct_strip."""
     from .batch import reconstruct_strip as reconstruct
 

@@ -1,6 +1,8 @@
 """Bad input to geo4d.reconstruct_strip, headless with real bpy: each case refused clearly, the scene untouched."""
 
 import shutil
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -146,3 +148,9 @@ def test_register_adds_panels_properties_and_operators_and_unregister_removes_th
     assert stop_all_on_load not in bpy.app.handlers.load_pre
     assert not any(hasattr(bpy.types, name) for name in names)
     assert not hasattr(bpy.types.Scene, "geo4d") and not hasattr(bpy.types.WindowManager, "geo4d_progress")
+
+
+def test_the_batch_function_is_exposed_without_importing_bpy():
+    code = "import sys, geo4d; print(callable(geo4d.reconstruct_strip), 'bpy' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert completed.stdout.split() == ["True", "False"], completed.stderr
