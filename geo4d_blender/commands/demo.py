@@ -17,10 +17,14 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.errors import Cancelled, Geo4DError
+
+if TYPE_CHECKING:
+    from ..core.synthetic import SceneConfig
 
 NAME = "demo"
 HELP = "reconstruct a held-out synthetic video with the built-in tiny model; write scene.blend and sheet.png"
@@ -55,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--python", default=None, help="Python of the worker process (default: this one)")
 
 
-def make_video(folder: Path, config) -> Path:
+def make_video(folder: Path, config: SceneConfig) -> Path:
     from ..core.synthetic import VIDEO_NAME, write_synthetic
 
     started = time.perf_counter()
@@ -97,7 +101,8 @@ def reconstruct_in_worker(video: Path, output: Path, model: str, steps: int, pyt
 
 
 def build_blend(result: Path, blend: Path):
-    """A fresh scene with the imported result, saved as `blend`; returns what the import made."""
+    """A fresh scene with the imported result and the sheet's render settings, saved as `blend`; returns what
+    the import made."""
     import bpy
 
     from ..import_options import ImportOptions
@@ -106,20 +111,11 @@ def build_blend(result: Path, blend: Path):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     options = ImportOptions(point_size=POINT_SIZE, relative_to=str(blend.parent))
     imported = import_result(result, options)
+    scene = bpy.context.scene
     world = bpy.data.worlds.new("Geo4D demo background")
     world.color = (WORLD_GREY, WORLD_GREY, WORLD_GREY)
-    bpy.context.scene.world = world
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend), relative_remap=False)
-    return imported
-
-
-def render_frames(frames: list[int], folder: Path) -> list[np.ndarray]:
-    """Cycles (CPU, few samples) renders [H, W, 3] uint8 through the scene camera at result frames `frames`."""
-    import bpy
-
-    from ..core.datasets.image_files import read_rgb
-
-    scene = bpy.context.scene
+    scene.world = world
+    # Saved with the file: F12 in scene.blend renders what the sheet shows.
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
     scene.cycles.samples = RENDER_SAMPLES
@@ -127,6 +123,18 @@ def render_frames(frames: list[int], folder: Path) -> list[np.ndarray]:
     scene.render.resolution_percentage = 100 * RENDER_SCALE
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), relative_remap=False)
+    return imported
+
+
+def render_frames(frames: list[int], folder: Path) -> list[np.ndarray]:
+    """Renders [H, W, 3] uint8 with the scene's settings (Cycles on the CPU, few samples, see build_blend)
+    through the scene camera at result frames `frames`, written to and read back from `folder`."""
+    import bpy
+
+    from ..core.datasets.image_files import read_rgb
+
+    scene = bpy.context.scene
     images = []
     for frame in frames:
         scene.frame_set(scene.frame_start + frame)
