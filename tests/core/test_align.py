@@ -21,7 +21,7 @@ def truth():
 
 @pytest.fixture(scope="module")
 def small_truth():
-    return render_scene(SceneConfig(frames=20, width=48, height=32, seed=2))
+    return render_scene(SceneConfig(frames=28, width=48, height=32, seed=2))
 
 
 def scores(result, truth):
