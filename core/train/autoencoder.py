@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 # How often each modality is drawn for VAE training (point map, ray direction, ray moment, disparity)
 # and the L1 weight of each kind of image: moments span about a tenth of the others' range.
-MODALITY_SHARES = np.array([0.35, 0.15, 0.2, 0.3])
+MODALITY_SHARES = np.array([0.3, 0.2, 0.2, 0.3])
 MODALITY_WEIGHTS = torch.tensor([1.0, 1.0, 4.0, 1.0])
 RGB_WEIGHT = 1.0
 RGB_SHARE = 0.25
@@ -51,7 +51,8 @@ def window_targets(scenes: SceneSet, scene: int, start: int, flip: bool) -> torc
 def vae_batch(
     scenes: SceneSet, config: TrainConfig, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images [B, 3, H, W] float32, L1 weights [B]): RGB frames and modality maps of one random window."""
+    """(images [B, 3, h, w] float32, L1 weights [B]): RGB frames and modality maps of one random window,
+    all cropped to one random config.vae_crop square (whole images when 0 or larger)."""
     scene, start, flip = random_window(scenes, config.window_step, rng)
     rgb_count = max(1, round(RGB_SHARE * config.vae_batch))
     frames = rng.integers(start, start + WINDOW, size=rgb_count)
@@ -62,7 +63,10 @@ def vae_batch(
     slot = rng.integers(WINDOW, size=count)
     images = torch.cat([rgb, maps[modality, slot]])
     weights = torch.cat([torch.full((rgb_count,), RGB_WEIGHT), MODALITY_WEIGHTS[modality]])
-    return images, weights
+    height, width = images.shape[-2:]
+    crop_height, crop_width = min(config.vae_crop or height, height), min(config.vae_crop or width, width)
+    top, left = int(rng.integers(height - crop_height + 1)), int(rng.integers(width - crop_width + 1))
+    return images[..., top : top + crop_height, left : left + crop_width], weights
 
 
 def train_vae(

@@ -17,7 +17,8 @@ class TrainConfig:
     Data: `scenes` synthetic scenes (seeds TRAIN_SEED_START...) of `frames_per_scene` frames at the
     network's input size, rendered at `supersampling` x that size and box-filtered (as a resized video
     looks); windows of 16 frames start every `window_step` frames; every other window is mirrored.
-    VAE: `vae_steps` AdamW steps of `vae_batch` images (RGB frames and modality maps), L1 + `kl_weight` KL.
+    VAE: `vae_steps` AdamW steps of `vae_batch` images (RGB frames and modality maps) cropped to
+    `vae_crop` pixels square (0 = whole images; the VAE is convolutional), L1 + `kl_weight` KL.
     UNet: `unet_steps` steps of `unet_batch` windows, v-prediction MSE; a fraction `inference_timestep_share`
     of the timesteps is drawn from the 5-step DDIM timesteps the pipeline samples with, the rest uniform.
     Point-map decoder: `pointmap_steps` steps of `pointmap_batch` frames, Laplacian likelihood with the
@@ -28,19 +29,20 @@ class TrainConfig:
     frames_per_scene: int = 24
     window_step: int = 8
     supersampling: int = 2
-    vae_steps: int = 150
+    vae_steps: int = 300
     vae_batch: int = 8
+    vae_crop: int = 64
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
-    unet_steps: int = 500
+    unet_steps: int = 450
     unet_batch: int = 2
     unet_lr: float = 8e-4
     inference_timestep_share: float = 0.6
-    pointmap_steps: int = 60
+    pointmap_steps: int = 50
     pointmap_batch: int = 8
     pointmap_lr: float = 2e-4
     pointmap_sampled_share: float = 0.5
-    warmup_steps: int = 50
+    warmup_steps: int = 20
     seed: int = 0
     log_every: int = 20
 
@@ -52,6 +54,7 @@ class TrainConfig:
             "supersampling": 1,
             "vae_steps": 0,
             "vae_batch": 1,
+            "vae_crop": 0,
             "unet_steps": 0,
             "unet_batch": 1,
             "pointmap_steps": 0,
@@ -68,6 +71,10 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.scenes = {self.scenes}; at most {TRAIN_SEED_LIMIT - TRAIN_SEED_START} "
                 f"(training seeds stay in [{TRAIN_SEED_START}, {TRAIN_SEED_LIMIT}))"
+            )
+        if self.vae_crop % 8:
+            raise ValueError(
+                f"TrainConfig.vae_crop = {self.vae_crop}; expected 0 or a multiple of 8 (VAE downsampling)"
             )
         for name in ("vae_lr", "unet_lr", "pointmap_lr", "kl_weight"):
             value = getattr(self, name)
