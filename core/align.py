@@ -28,8 +28,11 @@ import torch
 
 from .align_init import (
     SolverGrid,
+    average_pair_similarities,
     chain_windows,
-    pair_residuals,
+    fit_pairs,
+    overlapping_pairs,
+    pair_misfits,
     sample_windows,
     window_cameras,
 )
@@ -404,12 +407,28 @@ def align_windows(
     focal = torch.cat([cams.point_focal[good].flatten(), cams.ray_focal[good].flatten()]).median()
 
     size = grid.scene_size()
-    misfit = pair_residuals(grid, frames, config) / size
-    garbage = _flag_garbage(misfit, window_weight, config)
+    pairs = overlapping_pairs(frames)
+    if pairs:
+        *pair_similarity, pair_misfit, pair_support = fit_pairs(grid, pairs, config)
+        garbage = _flag_garbage(
+            pair_misfits(pair_misfit / size, pairs, len(predictions)), window_weight, config
+        )
+    else:
+        garbage = torch.zeros_like(window_weight, dtype=torch.bool)
     window_weight = torch.where(garbage, torch.full_like(window_weight, GARBAGE_WEIGHT), window_weight)
 
-    reporter.report("align: chaining windows", 0, 1)
-    similarity = chain_windows(grid, frames, window_weight, num_frames, config)
+    reporter.report("align: placing windows", 0, 1)
+    trusted = [w for w in range(len(predictions)) if window_weight[w] > 0.5]
+    averaged = None
+    if pairs and len(trusted) > 1:
+        finite = [m for m in range(len(pairs)) if torch.isfinite(pair_misfit[m])]
+        usable_pairs = [pairs[m] for m in finite]
+        usable_similarity = tuple(x[finite] for x in pair_similarity)
+        averaged = average_pair_similarities(
+            usable_pairs, usable_similarity, pair_support[finite], trusted, len(predictions)
+        )
+    initial = None if averaged is None else (averaged, trusted)
+    similarity = chain_windows(grid, frames, window_weight, num_frames, config, initial)
     similarity, fused, fused_weight, robust, world = _refine_windows(
         grid, similarity, window_weight, cams.centre, num_frames, config
     )

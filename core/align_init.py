@@ -22,6 +22,7 @@ from .prediction import WindowPrediction
 SOLVER_DTYPE = torch.float64
 CHAIN_ROBUST_STEPS = 6
 CAMERA_BLOCK_POINTS = 1 << 20
+PAIR_BLOCK_POINTS = 1 << 21
 
 
 @dataclass
@@ -177,64 +178,154 @@ def window_cameras(grid: SolverGrid, config) -> WindowCameras:
     return WindowCameras(*(torch.cat(values) for values in zip(*parts, strict=True)))
 
 
-def pair_residuals(grid: SolverGrid, frames: np.ndarray, config) -> torch.Tensor:
-    """[N] misfit of each window with its best consecutive neighbour (decoded units; inf with none).
-
-    Consecutive windows are Umeyama-fitted over their shared frames; the misfit is the weighted median
-    point distance after the fit, in the target window's units.
-    """
-    count = frames.shape[0]
-    device = grid.points.device
-    result = torch.full((count,), float("inf"), dtype=SOLVER_DTYPE, device=device)
-    if count < 2:
-        return result
-    pixels = grid.points.shape[2]
+def overlapping_pairs(frames: np.ndarray, max_gap: int = 3) -> list[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(a, b, slots in a, slots in b) for windows a < b <= a + max_gap that share frames."""
     pairs = []
-    for window in range(count - 1):
-        _, slots_a, slots_b = np.intersect1d(frames[window], frames[window + 1], return_indices=True)
-        pairs.append((slots_a, slots_b))
-    width = max(len(a) for a, _ in pairs)
-    if width == 0:
-        return result
-    index_a = torch.zeros(count - 1, width, dtype=torch.long, device=device)
-    index_b = torch.zeros_like(index_a)
-    present = torch.zeros(count - 1, width, dtype=SOLVER_DTYPE, device=device)
-    for pair, (slots_a, slots_b) in enumerate(pairs):
-        index_a[pair, : len(slots_a)] = torch.from_numpy(slots_a)
-        index_b[pair, : len(slots_b)] = torch.from_numpy(slots_b)
-        present[pair, : len(slots_a)] = 1
-    windows = torch.arange(count - 1, device=device)[:, None]
-    source = grid.points[windows, index_a].reshape(count - 1, width * pixels, 3)
-    target = grid.points[windows + 1, index_b].reshape(count - 1, width * pixels, 3)
-    base = (grid.weights[windows, index_a] * grid.weights[windows + 1, index_b] * present[..., None]).reshape(
-        count - 1, -1
-    )
-    weights = base
-    for _ in range(CHAIN_ROBUST_STEPS):
-        scale, rotation, translation = similarity_fit(source, target, weights)
-        moved = scale[:, None, None] * source @ rotation.transpose(-1, -2) + translation[:, None]
-        distance = (moved - target).norm(dim=-1)
-        weights = cauchy_weights(distance, base, config.robust_width)
-    misfit = masked_median(distance, base > 0)
-    misfit = torch.nan_to_num(misfit, nan=float("inf"))
-    result[:-1] = torch.minimum(result[:-1], misfit)
-    result[1:] = torch.minimum(result[1:], misfit)
+    for first in range(frames.shape[0]):
+        for second in range(first + 1, min(frames.shape[0], first + max_gap + 1)):
+            _, slots_a, slots_b = np.intersect1d(frames[first], frames[second], return_indices=True)
+            if len(slots_a):
+                pairs.append((first, second, slots_a, slots_b))
+    return pairs
+
+
+def fit_pairs(grid: SolverGrid, pairs, config):
+    """Robust Umeyama fits between overlapping windows over their shared frames, in blocks of pairs.
+
+    Returns the similarities taking window a's frame to window b's (scale [M], rotation [M, 3, 3],
+    translation [M, 3]), the misfit [M] (median point distance after the fit, b's units; inf when
+    nothing is shared) and the support [M] (summed weights).
+    """
+    device = grid.points.device
+    pixels = grid.points.shape[2]
+    results = []
+    width = max((len(slots) for _, _, slots, _ in pairs), default=1)
+    block = max(1, PAIR_BLOCK_POINTS // (width * pixels))
+    for start in range(0, len(pairs), block):
+        chunk = pairs[start : start + block]
+        index_a = torch.zeros(len(chunk), width, dtype=torch.long, device=device)
+        index_b = torch.zeros_like(index_a)
+        present = torch.zeros(len(chunk), width, dtype=SOLVER_DTYPE, device=device)
+        for row, (_, _, slots_a, slots_b) in enumerate(chunk):
+            index_a[row, : len(slots_a)] = torch.from_numpy(slots_a)
+            index_b[row, : len(slots_b)] = torch.from_numpy(slots_b)
+            present[row, : len(slots_a)] = 1
+        first = torch.tensor([pair[0] for pair in chunk], device=device)[:, None]
+        second = torch.tensor([pair[1] for pair in chunk], device=device)[:, None]
+        source = grid.points[first, index_a].reshape(len(chunk), -1, 3)
+        target = grid.points[second, index_b].reshape(len(chunk), -1, 3)
+        base = (grid.weights[first, index_a] * grid.weights[second, index_b] * present[..., None]).reshape(
+            len(chunk), -1
+        )
+        weights = base
+        for _ in range(CHAIN_ROBUST_STEPS):
+            fitted = similarity_fit(source, target, weights)
+            moved = fitted[0][:, None, None] * source @ fitted[1].transpose(-1, -2) + fitted[2][:, None]
+            distance = (moved - target).norm(dim=-1)
+            weights = cauchy_weights(distance, base, config.robust_width)
+        misfit = torch.nan_to_num(masked_median(distance, base > 0), nan=float("inf"))
+        results.append((*fitted, misfit, base.sum(-1)))
+    return tuple(torch.cat(values) for values in zip(*results, strict=True))
+
+
+def pair_misfits(misfit: torch.Tensor, pairs, count: int) -> torch.Tensor:
+    """[N] each window's best misfit with any overlapping window (inf with none)."""
+    result = torch.full((count,), float("inf"), dtype=misfit.dtype, device=misfit.device)
+    for value, (first, second, _, _) in zip(misfit.tolist(), pairs, strict=True):
+        result[first] = min(float(result[first]), value)
+        result[second] = min(float(result[second]), value)
     return result
 
 
-def chain_windows(grid: SolverGrid, frames: np.ndarray, window_weight: torch.Tensor, num_frames: int, config):
+def _connected(pairs, windows: list[int]) -> bool:
+    """True when the pairs link all `windows` into one component."""
+    if not windows:
+        return False
+    linked = {windows[0]}
+    grown = True
+    while grown:
+        grown = False
+        for first, second in pairs:
+            if (first in linked) != (second in linked):
+                linked |= {first, second}
+                grown = True
+    return linked.issuperset(windows)
+
+
+def average_pair_similarities(pairs, similarity, support, windows: list[int], count: int):
+    """Window similarities (scale [N], rotation [N, 3, 3], translation [N, 3]) most consistent with the
+    pairwise ones, by linear least squares with the first of `windows` fixed; None when the pairs do not
+    connect `windows`. Solves log-scales, then rotations (chordal, projected onto SO(3)), then
+    translations, each weighted by the square root of the pair's support. Windows outside get identity.
+    """
+    chosen = [m for m, (a, b, _, _) in enumerate(pairs) if a in windows and b in windows]
+    if not _connected([pairs[m][:2] for m in chosen], windows):
+        return None
+    scale_ab, rotation_ab, translation_ab = (x[chosen] for x in similarity)
+    device, dtype = scale_ab.device, scale_ab.dtype
+    rows = len(chosen)
+    first = torch.tensor([pairs[m][0] for m in chosen], device=device)
+    second = torch.tensor([pairs[m][1] for m in chosen], device=device)
+    weight = support[chosen].clamp_min(1e-12).sqrt()
+    weight = weight / weight.mean()
+    anchor = windows[0]
+    incidence = torch.zeros(rows + 1, count, dtype=dtype, device=device)
+    incidence[torch.arange(rows), first] = 1.0
+    incidence[torch.arange(rows), second] = -1.0
+    incidence[rows, anchor] = 1.0
+    incidence[:rows] *= weight[:, None]
+    unused = [w for w in range(count) if w not in windows]
+    incidence[rows, unused] = 0.0
+    keep = torch.tensor(windows, device=device)
+    # a = b o ab:  log s_a - log s_b = log s_ab
+    log_scale = torch.zeros(count, dtype=dtype, device=device)
+    rhs = torch.cat([weight * scale_ab.log(), torch.zeros(1, dtype=dtype, device=device)])
+    log_scale[keep] = torch.linalg.lstsq(incidence[:, keep], rhs[:, None]).solution[:, 0]
+    scale = log_scale.exp()
+    # R_a = R_b R_ab, i.e. R_a^T - R_ab^T R_b^T = 0; unknowns Y_w = R_w^T, anchor Y = I
+    system = torch.zeros(3 * (rows + 1), 3 * count, dtype=dtype, device=device)
+    eye = torch.eye(3, dtype=dtype, device=device)
+    for row in range(rows):
+        a, b = int(first[row]), int(second[row])
+        system[3 * row : 3 * row + 3, 3 * a : 3 * a + 3] = weight[row] * eye
+        system[3 * row : 3 * row + 3, 3 * b : 3 * b + 3] = -weight[row] * rotation_ab[row].T
+    system[3 * rows :, 3 * anchor : 3 * anchor + 3] = eye
+    columns = torch.cat([torch.arange(3 * w, 3 * w + 3, device=device) for w in windows])
+    target = torch.zeros(3 * (rows + 1), 3, dtype=dtype, device=device)
+    target[3 * rows :] = eye
+    stacked = torch.linalg.lstsq(system[:, columns], target).solution.reshape(len(windows), 3, 3)
+    u, _, vh = torch.linalg.svd(stacked.transpose(-1, -2))
+    sign = torch.sign(torch.linalg.det(u @ vh))
+    flip = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)
+    rotation = eye.repeat(count, 1, 1)
+    rotation[keep] = u @ (flip[..., None] * vh)
+    # t_a = s_b R_b t_ab + t_b
+    moved = scale[second, None] * (rotation[second] @ translation_ab[..., None])[..., 0]
+    rhs = torch.cat([weight[:, None] * moved, torch.zeros(1, 3, dtype=dtype, device=device)])
+    translation = torch.zeros(count, 3, dtype=dtype, device=device)
+    translation[keep] = torch.linalg.lstsq(incidence[:, keep], rhs).solution
+    return scale, rotation, translation
+
+
+def chain_windows(
+    grid: SolverGrid, frames: np.ndarray, window_weight: torch.Tensor, num_frames: int, config, initial=None
+):
     """Similarities (scale [N], rotation [N, 3, 3], translation [N, 3]) taking each window into one world.
 
     The first trusted window defines the world; each next window (trusted ones first, in order) is fitted
-    by robust weighted Umeyama to the points fused so far on the frames they share.
+    by robust weighted Umeyama to the points fused so far on the frames they share. `initial`, a pair
+    (similarity, placed windows), starts from windows already placed (e.g. by pair averaging).
     """
     count, length, pixels = grid.weights.shape
     device = grid.points.device
     scale = torch.ones(count, dtype=SOLVER_DTYPE, device=device)
     rotation = torch.eye(3, dtype=SOLVER_DTYPE, device=device).repeat(count, 1, 1)
     translation = torch.zeros(count, 3, dtype=SOLVER_DTYPE, device=device)
+    placed: list[int] = []
+    if initial is not None:
+        (scale, rotation, translation), placed = (x.clone() for x in initial[0]), initial[1]
     usable = [w for w in range(count) if window_weight[w] > 0]
-    pending = sorted(usable, key=lambda w: (float(window_weight[w]) <= 0.5, w))
+    pending = sorted(usable, key=lambda w: (w not in placed, float(window_weight[w]) <= 0.5, w))
     summed = torch.zeros(num_frames, pixels, 3, dtype=SOLVER_DTYPE, device=device)
     total = torch.zeros(num_frames, pixels, dtype=SOLVER_DTYPE, device=device)
     frame_index = torch.from_numpy(frames).to(device)
@@ -246,6 +337,8 @@ def chain_windows(grid: SolverGrid, frames: np.ndarray, window_weight: torch.Ten
         total.index_add_(0, frame_index[window], weight)
 
     add(pending.pop(0))
+    while pending and pending[0] in placed:
+        add(pending.pop(0))
     while pending:
         for window in pending:
             seen = total[frame_index[window]]
