@@ -23,6 +23,7 @@ SOLVER_DTYPE = torch.float64
 CHAIN_ROBUST_STEPS = 6
 CAMERA_BLOCK_POINTS = 1 << 20
 PAIR_BLOCK_POINTS = 1 << 21
+PAIR_SAMPLE_POINTS = 1 << 14
 
 
 @dataclass
@@ -190,17 +191,20 @@ def overlapping_pairs(frames: np.ndarray, max_gap: int = 3) -> list[tuple[int, i
 
 
 def fit_pairs(grid: SolverGrid, pairs, config):
-    """Robust Umeyama fits between overlapping windows over their shared frames, in blocks of pairs.
+    """Robust Umeyama fits between overlapping windows over their shared frames, in blocks of pairs, on
+    an evenly strided subset of the solver pixels (at most about PAIR_SAMPLE_POINTS per pair).
 
     Returns the similarities taking window a's frame to window b's (scale [M], rotation [M, 3, 3],
     translation [M, 3]), the misfit [M] (median point distance after the fit, b's units; inf when
     nothing is shared) and the support [M] (summed weights).
     """
     device = grid.points.device
-    pixels = grid.points.shape[2]
-    results = []
     width = max((len(slots) for _, _, slots, _ in pairs), default=1)
-    block = max(1, PAIR_BLOCK_POINTS // (width * pixels))
+    stride = max(1, math.ceil(width * grid.points.shape[2] / PAIR_SAMPLE_POINTS))
+    sample = torch.arange(0, grid.points.shape[2], stride, device=device)
+    points, point_weights = grid.points[:, :, sample], grid.weights[:, :, sample]
+    results = []
+    block = max(1, PAIR_BLOCK_POINTS // (width * len(sample)))
     for start in range(0, len(pairs), block):
         chunk = pairs[start : start + block]
         index_a = torch.zeros(len(chunk), width, dtype=torch.long, device=device)
@@ -212,9 +216,9 @@ def fit_pairs(grid: SolverGrid, pairs, config):
             present[row, : len(slots_a)] = 1
         first = torch.tensor([pair[0] for pair in chunk], device=device)[:, None]
         second = torch.tensor([pair[1] for pair in chunk], device=device)[:, None]
-        source = grid.points[first, index_a].reshape(len(chunk), -1, 3)
-        target = grid.points[second, index_b].reshape(len(chunk), -1, 3)
-        base = (grid.weights[first, index_a] * grid.weights[second, index_b] * present[..., None]).reshape(
+        source = points[first, index_a].reshape(len(chunk), -1, 3)
+        target = points[second, index_b].reshape(len(chunk), -1, 3)
+        base = (point_weights[first, index_a] * point_weights[second, index_b] * present[..., None]).reshape(
             len(chunk), -1
         )
         weights = base
