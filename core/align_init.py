@@ -223,7 +223,7 @@ def fit_pairs(grid: SolverGrid, pairs, config):
         )
         weights = base
         for _ in range(CHAIN_ROBUST_STEPS):
-            fitted = similarity_fit(source, target, weights)
+            fitted = similarity_fit(source, target, weights, symmetric_scale=True)
             moved = fitted[0][:, None, None] * source @ fitted[1].transpose(-1, -2) + fitted[2][:, None]
             distance = (moved - target).norm(dim=-1)
             weights = cauchy_weights(distance, base, config.robust_width)

@@ -37,11 +37,17 @@ def cauchy_weights(residual: torch.Tensor, weights: torch.Tensor, width: float) 
 
 
 def similarity_fit(
-    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, with_scale: bool = True
+    source: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor,
+    with_scale: bool = True,
+    symmetric_scale: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Weighted Umeyama: scale [B], rotation [B, 3, 3], translation [B, 3] with target ~ s R source + t.
 
-    source, target [B, P, 3]; weights [B, P]. Entries without weight get the identity.
+    source, target [B, P, 3]; weights [B, P]. Entries without weight get the identity. Umeyama's scale
+    shrinks when the source is noisy (its spread is inflated by the noise); with symmetric_scale the
+    scale is the ratio of the two spreads instead, unbiased when both sides are equally noisy.
     """
     total = weights.sum(-1).clamp_min(1e-30)
     source_mean = weighted_mean(source, weights)
@@ -54,8 +60,11 @@ def similarity_fit(
     sign = torch.where(sign == 0, torch.ones_like(sign), sign)
     flip = torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1)
     rotation = u @ (flip[..., None] * vh)
-    if with_scale:
-        variance = (weights * (source_centred**2).sum(-1)).sum(-1) / total
+    variance = (weights * (source_centred**2).sum(-1)).sum(-1) / total
+    if with_scale and symmetric_scale:
+        target_variance = (weights * (target_centred**2).sum(-1)).sum(-1) / total
+        scale = (target_variance / variance.clamp_min(1e-30)).sqrt()
+    elif with_scale:
         scale = (singular * flip).sum(-1) / variance.clamp_min(1e-30)
     else:
         scale = torch.ones_like(total)
