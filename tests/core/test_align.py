@@ -154,7 +154,7 @@ def test_a_thousand_frames():
     result = aligned(truth, PredictionNoise())
     assert result.num_frames == 1000 and np.isfinite(result.camera_to_world).all()
     found = scores(result, truth)
-    assert found["focal"] < 0.02 and found["abs_rel"] < 0.05, found
+    assert found["focal"] < 0.01 and found["ate"] < 0.01 and found["abs_rel"] < 0.02, found
 
 
 @pytest.mark.gpu
