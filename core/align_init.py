@@ -274,8 +274,8 @@ def average_pair_similarities(pairs, similarity, support, windows: list[int], co
     weight = weight / weight.mean()
     anchor = windows[0]
     incidence = torch.zeros(rows + 1, count, dtype=dtype, device=device)
-    incidence[torch.arange(rows), first] = 1.0
-    incidence[torch.arange(rows), second] = -1.0
+    incidence[torch.arange(rows, device=device), first] = 1.0
+    incidence[torch.arange(rows, device=device), second] = -1.0
     incidence[rows, anchor] = 1.0
     incidence[:rows] *= weight[:, None]
     unused = [w for w in range(count) if w not in windows]
