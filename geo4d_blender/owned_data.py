@@ -13,7 +13,8 @@ RESULT_TAG = "geo4d_result"
 # Custom property on our objects saying what they are: "camera" or "points".
 ROLE_TAG = "geo4d_role"
 
-_OWNED_KINDS = (
+# The bpy.data collections an import creates data-blocks in.
+OWNED_KINDS = (
     "objects",
     "collections",
     "meshes",
@@ -58,7 +59,7 @@ def find_owned(result_key: str) -> list[bpy.types.ID]:
     """Every data-block in the file that an import of `result_key` created."""
     return [
         block
-        for kind in _OWNED_KINDS
+        for kind in OWNED_KINDS
         for block in getattr(bpy.data, kind)
         if block.get(RESULT_TAG) == result_key and block.library is None
     ]

@@ -6,22 +6,11 @@ from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
 from geo4d.core.result import Reconstruction
-from geo4d.owned_data import ROLE_TAG
-
-DATA_KINDS = (
-    "objects",
-    "collections",
-    "meshes",
-    "cameras",
-    "actions",
-    "node_groups",
-    "materials",
-    "movieclips",
-)
+from geo4d.owned_data import OWNED_KINDS, ROLE_TAG
 
 
 def data_counts() -> dict[str, int]:
-    return {kind: len(getattr(bpy.data, kind)) for kind in DATA_KINDS}
+    return {kind: len(getattr(bpy.data, kind)) for kind in OWNED_KINDS}
 
 
 def our_object(role: str) -> bpy.types.Object:

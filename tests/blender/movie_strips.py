@@ -5,6 +5,7 @@ from pathlib import Path
 import bpy
 
 from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
+from geo4d.owned_data import OWNED_KINDS
 
 # Timeline frame at which the test strips start (movie frame 0 shows there).
 STRIP_START = 10
@@ -28,14 +29,4 @@ def add_movie_strip(
 
 def collection_names() -> dict[str, list[str]]:
     """Names of every data-block of the kinds an import creates, to compare a scene before and after."""
-    kinds = (
-        "objects",
-        "collections",
-        "meshes",
-        "cameras",
-        "actions",
-        "node_groups",
-        "materials",
-        "movieclips",
-    )
-    return {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in kinds}
+    return {kind: sorted(block.name for block in getattr(bpy.data, kind)) for kind in OWNED_KINDS}
