@@ -21,6 +21,8 @@ class TrainConfig:
     `vae_crop` pixels square (0 = whole images; the VAE is convolutional), L1 + `kl_weight` KL.
     UNet: `unet_steps` steps of `unet_batch` windows, v-prediction MSE; a fraction `inference_timestep_share`
     of the timesteps is drawn from the 5-step DDIM timesteps the pipeline samples with, the rest uniform.
+    `training_rescale` multiplies the clean latents by the sampler's dynamic-rescale factor of their
+    timestep, as DynamiCrafter trains (the shipped model was trained without it).
     Point-map decoder: `pointmap_steps` steps of `pointmap_batch` frames, Laplacian likelihood with the
     uncertainty head; a share `pointmap_sampled_share` of its latents are the UNet's own 5-step samples.
     """
@@ -38,6 +40,7 @@ class TrainConfig:
     unet_batch: int = 2
     unet_lr: float = 8e-4
     inference_timestep_share: float = 0.6
+    training_rescale: bool = False
     pointmap_steps: int = 50
     pointmap_batch: int = 8
     pointmap_lr: float = 2e-4

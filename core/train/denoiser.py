@@ -97,9 +97,10 @@ class TimestepSampler:
 
     def __init__(self, inference_share: float, steps: int = SamplerConfig().steps) -> None:
         self.inference_share = inference_share
-        self.inference = torch.tensor(Geo4DSampler(SamplerConfig(steps=steps)).timesteps)
-        scheduler = make_scheduler(steps)
-        self.alphas_cumprod = scheduler.alphas_cumprod.float()  # [1000], 0 at t = 999 (zero terminal SNR)
+        sampler = Geo4DSampler(SamplerConfig(steps=steps))
+        self.inference = torch.tensor(sampler.timesteps)
+        self.alphas_cumprod = make_scheduler(steps).alphas_cumprod.float()  # [1000], 0 at t = 999 (zero SNR)
+        self.rescale = sampler.scale_arr[: len(self.alphas_cumprod)]  # [1000] dynamic-rescale factor per t
 
     def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
         uniform = torch.randint(0, len(self.alphas_cumprod), (count,), generator=generator)
@@ -144,6 +145,8 @@ def train_unet(
         x0 = latents.targets[chosen]
         condition = torch.stack([c_concat(latents, latents.windows[i], scale, generator) for i in chosen])
         t = timesteps.sample(config.unet_batch, generator)
+        if config.training_rescale:
+            x0 = x0 * timesteps.rescale[t].view(-1, 1, 1, 1, 1)
         noise = torch.randn(x0.shape, generator=generator)
         x_t, velocity = noisy_and_velocity(x0, noise, timesteps.alphas_cumprod[t])
         fps = torch.randint(*FPS_RANGE, (config.unet_batch,), generator=generator)

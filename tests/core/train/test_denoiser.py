@@ -58,3 +58,10 @@ def test_a_few_unet_steps_reduce_the_v_loss(tmp_path) -> None:
     )
     assert history[-1]["v_mse"] < 0.8 * history[0]["v_mse"]
     assert not torch.equal(context.detach(), before) and not context.requires_grad
+
+
+def test_training_rescale_scales_the_clean_latents_like_the_sampler() -> None:
+    sampler = TimestepSampler(1.0)
+    assert sampler.rescale[0] == 1.0 and abs(sampler.rescale[999].item() - 0.7) < 1e-6
+    assert abs(sampler.rescale[199].item() - (1.0 - 0.3 * 199 / 399)) < 1e-6
+    assert TrainConfig.shipped().training_rescale is False  # the shipped model was trained without it
