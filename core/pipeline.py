@@ -170,9 +170,12 @@ class WindowPredictor:
             windows = list(range(len(predictions), min(len(predictions) + batch, plan.num_windows)))
             try:
                 predictions += self.predict_batch(clip, plan, windows, reporter)
+                ran_out = False
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error) or batch == 1:
                     raise
+                ran_out = True
+            if ran_out:  # outside the except block, whose traceback still holds the failed batch's tensors
                 release_cached_memory(self.device)
                 batch //= 2
                 logger.warning("Out of memory with %d windows per call; retrying with %d.", 2 * batch, batch)
