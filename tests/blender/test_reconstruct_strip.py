@@ -64,10 +64,11 @@ def test_operator_puts_camera_and_points_on_exactly_the_strips_frames(scene, cli
     assert truth.source_frames.tolist() == list(range(2, FRAMES))
     assert truth.valid_mask().any()
     assert (scene.frame_start, scene.frame_end) == (1, 250)  # the scene keeps its own frame range
-    # The importer's projection check, frame by frame on the strip's frames. Its tolerance is 1e-3 px for
-    # sane cameras; a random-weight tiny model yields focal lengths of ~2 px with far-away cameras, where
-    # float32 point positions alone move a point by up to ~0.01 px.
-    tolerance = 1e-3 if truth.intrinsics.fx > 20 else 0.05
+    # Every frame's points through the camera at its timeline frame land on their pixels. A wrong frame or
+    # camera moves them by pixels; model output can hold points at grazing depths where float32 positions
+    # alone move a projection by a few hundredths of a pixel, so 0.1 px here. The 1e-3 px exactness of
+    # the importer is checked on ground truth (tests/blender/test_scene_builder.py).
+    tolerance = 0.1
     for k in range(truth.num_frames):
         scene.frame_set(first + k)
         world, _, _ = evaluated_points(points)
