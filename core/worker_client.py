@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from .cpu import apply_openmp_defaults
 from .errors import Geo4DError
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def worker_launch(python: str | None = None) -> tuple[list[str], dict[str, str]]
     if Path(python).resolve() == Path(sys.executable).resolve():
         search_path += [entry for entry in sys.path if entry and Path(entry).is_dir()]
     environment = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
+    apply_openmp_defaults(environment)
     inherited = environment.get("PYTHONPATH")
     environment["PYTHONPATH"] = os.pathsep.join(search_path + ([inherited] if inherited else []))
     return [python, "-m", module], environment

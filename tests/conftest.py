@@ -7,7 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
+
+from geo4d.core.cpu import apply_openmp_defaults
+
+apply_openmp_defaults()  # before torch starts OpenMP: test processes share the CPU with their workers
+
+import torch  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -139,3 +139,10 @@ def test_closing_stdin_cancels_the_job(video, tmp_path, tiny_model):
     collect(worker, timeout=10.0)
     assert worker.status.state == "cancelled"
     assert not (tmp_path / "result").exists()
+
+
+def test_workers_start_with_passive_openmp_waiting_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert worker_launch()[1]["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert worker_launch()[1]["OMP_WAIT_POLICY"] == "ACTIVE"
