@@ -31,7 +31,7 @@ class TrainConfig:
     frames_per_scene: int = 24
     window_step: int = 8
     supersampling: int = 2
-    vae_steps: int = 300
+    vae_steps: int = 600
     vae_batch: int = 8
     vae_crop: int = 64
     vae_lr: float = 1e-3
