@@ -106,8 +106,7 @@ class Reconstruction:
 
     def valid_mask(self, min_confidence: float = 0.0) -> np.ndarray:
         """[T, H, W] bool: pixels that carry a point (positive finite depth, enough confidence)."""
-        depth = self.depth
-        return np.isfinite(depth) & (depth > 0) & (self.confidence >= min_confidence)
+        return _carries_point(self.depth, self.confidence, min_confidence)
 
     def frame_points(
         self, index: int, min_confidence: float = 0.0, max_points: int | None = None
@@ -117,7 +116,7 @@ class Reconstruction:
         With max_points, an evenly spaced subset of the valid pixels in raster order is kept.
         """
         k = self.intrinsics
-        rows, cols = np.nonzero(self.valid_mask(min_confidence)[index])
+        rows, cols = np.nonzero(_carries_point(self.depth[index], self.confidence[index], min_confidence))
         if max_points is not None and len(rows) > max_points:
             keep = np.linspace(0, len(rows) - 1, max_points).round().astype(np.int64)
             rows, cols = rows[keep], cols[keep]
@@ -174,9 +173,7 @@ class Reconstruction:
                 folder / frame_file_name(index),
                 *self.frame_points(index, min_confidence, max_points_per_frame),
             )
-        np.savez_compressed(
-            folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color
-        )
+        np.savez(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
         k = self.intrinsics
         description = {
             "format": FORMAT_NAME,
@@ -233,6 +230,11 @@ class Reconstruction:
             )
         except ValueError as error:
             raise Geo4DError(f"{folder / JSON_NAME} is inconsistent: {error}") from error
+
+
+def _carries_point(depth: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
+    """Which pixels of depth/confidence maps of any shape carry a point."""
+    return np.isfinite(depth) & (depth > 0) & (confidence >= min_confidence)
 
 
 def _current_umask() -> int:
