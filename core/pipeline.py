@@ -1,4 +1,4 @@
-"""Video in, reconstruction out: decode, window plan, Geo4D per window (batched on CUDA), alignment, result.
+"""Video or frames in, reconstruction out: decode, window plan, Geo4D per window (batched on CUDA), alignment.
 
 The stages report progress under the names in STAGES; a cancel check stops the work between decoded
 frames, VAE calls, DDIM steps and alignment steps, and nothing is written unless the whole run succeeds.
@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
@@ -25,7 +26,16 @@ from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cac
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import JSON_NAME, Reconstruction
-from .video import MAX_MODEL_SIDE, MODEL_SIZE_MULTIPLE, VideoClip, choose_model_size, probe, read_frames
+from .video import (
+    MAX_MODEL_SIDE,
+    MODEL_SIZE_MULTIPLE,
+    FrameMapping,
+    VideoClip,
+    choose_model_size,
+    probe,
+    read_frames,
+    resize_frames,
+)
 from .windows import WINDOW_LENGTH, WindowPlan, plan_windows
 
 logger = logging.getLogger(__name__)
@@ -160,9 +170,9 @@ class WindowPredictor:
         return AUTO_CUDA_WINDOW_BATCH if self.device.type == "cuda" else 1
 
     def predict(
-        self, clip: VideoClip, plan: WindowPlan, reporter: Reporter
+        self, clip: VideoClip | _NetworkInput, plan: WindowPlan, reporter: Reporter
     ) -> tuple[list[WindowPrediction], int]:
-        """Every window of `plan` over the clip's frames, and the window batch that fitted in memory."""
+        """Every window of `plan` over the clip's frames (its frames [T, H, W, 3] uint8 and fps), and the window batch that fitted in memory."""
         batch = min(self.initial_batch(), plan.num_windows)
         predictions: list[WindowPrediction] = []
         reporter.report("predict", 0, plan.num_windows, f"{plan.num_windows} windows")
@@ -184,7 +194,7 @@ class WindowPredictor:
         return predictions, batch
 
     def predict_batch(
-        self, clip: VideoClip, plan: WindowPlan, windows: list[int], reporter: Reporter
+        self, clip: VideoClip | _NetworkInput, plan: WindowPlan, windows: list[int], reporter: Reporter
     ) -> list[WindowPrediction]:
         """The predictions of `windows` (indices into the plan), their UNet passes batched together."""
         model = self.model
@@ -253,6 +263,22 @@ class WindowPredictor:
         )
 
 
+@dataclass
+class _NetworkInput:
+    """Frames at the network size and where they came from (recorded in the result).
+
+    frames: [T, H, W, 3] uint8 RGB; source_frames: [T] their indices in the source; mapping: network pixels
+    to source pixels; source: the result's settings["video"] entry (width, height, rotation, fps).
+    """
+
+    frames: np.ndarray
+    fps: float
+    source_frames: np.ndarray
+    mapping: FrameMapping
+    source: dict
+    source_path: str | None
+
+
 def reconstruct(
     video: str | Path,
     model: Geo4D | str | Path,
@@ -268,21 +294,9 @@ def reconstruct(
     `cancel` returns True (checked between frames, VAE calls, DDIM steps and alignment steps).
     """
     settings = settings or ReconstructionSettings()
-    timings: dict[str, float] = {}
     started = time.perf_counter()
-    model_name = "Geo4D (loaded)" if isinstance(model, Geo4D) else str(model)
-    if not isinstance(model, Geo4D):
-        model = load_model(model, settings.device, settings.precision)
-        timings["load_s"] = round(time.perf_counter() - started, 3)
-    elif settings.device != "auto" and model.device.type != settings.device:
-        raise Geo4DError(
-            f"Device {settings.device!r} was requested, but the given model is loaded on {model.device}. Load it "
-            f"with load_model(..., device={settings.device!r}) or use device 'auto'."
-        )
-    device = model.device
+    model, model_name, timings = _loaded_model(model, settings)
     video = Path(video)
-    warnings: list[str] = []
-
     stage_start = time.perf_counter()
     info = probe(video)
     size = choose_model_size(info.width, info.height, settings.size, sizes=model.config.input_sizes)
@@ -291,31 +305,113 @@ def reconstruct(
             video, settings.start, settings.end, size, _stage_progress(progress, "decode"), cancel
         )
     timings["decode_s"] = round(time.perf_counter() - stage_start, 3)
+    source = {"width": info.width, "height": info.height, "rotation": info.rotation, "fps": info.fps}
+    network_input = _NetworkInput(
+        clip.frames, clip.fps, clip.source_frames, clip.mapping, source, str(video.resolve())
+    )
+    return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
+
+
+def reconstruct_frames(
+    frames: np.ndarray,
+    fps: float,
+    model: Geo4D | str | Path,
+    settings: ReconstructionSettings | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | None = None,
+) -> Reconstruction:
+    """reconstruct() for frames already in memory (image sequences such as the benchmarks' frame folders).
+
+    frames: uint8 [T, H, W, 3] RGB at any size; frames [start, end) of them are scaled to cover the network
+    size and centre-cropped as a video's frames are (settings "frame_mapping" records how). fps: their frame
+    rate (the network's fps conditioning). The result is what reconstruct() returns, with source_frames
+    indexing `frames` and no source video.
+    """
+    settings = settings or ReconstructionSettings()
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
+        raise Geo4DError(
+            f"Frames of dtype {frames.dtype} and shape {frames.shape} cannot be reconstructed; "
+            "give uint8 RGB frames of shape [T, H, W, 3] with T >= 1."
+        )
+    end = len(frames) if settings.end is None else settings.end
+    if end > len(frames) or settings.start >= end:
+        raise Geo4DError(
+            f"Frames {settings.start}..{end - 1} were requested of {len(frames)} frames. "
+            "Choose a range inside them."
+        )
+    if not 0 < fps < float("inf"):
+        raise Geo4DError(f"The frame rate {fps!r} is not usable; give the frames' rate in frames per second.")
+    started = time.perf_counter()
+    model, model_name, timings = _loaded_model(model, settings)
+    stage_start = time.perf_counter()
+    height, width = frames.shape[1:3]
+    size = choose_model_size(width, height, settings.size, sizes=model.config.input_sizes)
+    resized, mapping = resize_frames(frames[settings.start : end], size)
+    timings["decode_s"] = round(time.perf_counter() - stage_start, 3)
+    source = {"width": width, "height": height, "rotation": 0, "fps": float(fps)}
+    network_input = _NetworkInput(
+        resized, float(fps), np.arange(settings.start, end, dtype=np.int64), mapping, source, None
+    )
+    return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
+
+
+def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -> tuple[Geo4D, str, dict]:
+    """The Geo4D to run, its name for the result's settings, and the timings so far ("load_s" if loaded)."""
+    timings: dict[str, float] = {}
+    if isinstance(model, Geo4D):
+        if settings.device != "auto" and model.device.type != settings.device:
+            raise Geo4DError(
+                f"Device {settings.device!r} was requested, but the given model is loaded on {model.device}. "
+                f"Load it with load_model(..., device={settings.device!r}) or use device 'auto'."
+            )
+        return model, "Geo4D (loaded)", timings
+    started = time.perf_counter()
+    loaded = load_model(model, settings.device, settings.precision)
+    timings["load_s"] = round(time.perf_counter() - started, 3)
+    return loaded, str(model), timings
+
+
+def _reconstruct_input(
+    network_input: _NetworkInput,
+    model: Geo4D,
+    model_name: str,
+    settings: ReconstructionSettings,
+    timings: dict,
+    started: float,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> Reconstruction:
+    """The windows, predictions and alignment shared by reconstruct() and reconstruct_frames()."""
+    device = model.device
+    frames = network_input.frames
+    size = (frames.shape[2], frames.shape[1])
+    warnings: list[str] = []
     length = model.config.unet.temporal_length
-    plan = plan_windows(len(clip.frames), length, min(settings.stride, length))
+    plan = plan_windows(len(frames), length, min(settings.stride, length))
     if plan.padded:
-        frames = f"{plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}"
+        count = f"{plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}"
         warnings.append(
-            f"The clip has only {frames}, fewer than the {length} of one Geo4D window: its last frame was "
+            f"The clip has only {count}, fewer than the {length} of one Geo4D window: its last frame was "
             "repeated to fill the window. Expect weaker geometry; reconstruct a longer range if you can."
         )
 
     stage_start = time.perf_counter()
     predictor = WindowPredictor(model, settings)
     with out_of_memory_as_error("predict", device, settings.decode_batch):
-        predictions, window_batch = predictor.predict(clip, plan, Reporter(progress, cancel))
+        predictions, window_batch = predictor.predict(network_input, plan, Reporter(progress, cancel))
     timings["predict_s"] = round(time.perf_counter() - stage_start, 3)
 
     stage_start = time.perf_counter()
     with out_of_memory_as_error("align", device):
         result = align_windows(
-            predictions, clip.frames, AlignConfig(), clip.fps, _stage_progress(progress, "align"), cancel
+            predictions, frames, AlignConfig(), network_input.fps, _stage_progress(progress, "align"), cancel
         )
     timings["align_s"] = round(time.perf_counter() - stage_start, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
 
-    result.source_video = str(video.resolve())
-    result.source_frames = clip.source_frames
+    result.source_video = network_input.source_path
+    result.source_frames = network_input.source_frames
     result.settings = {
         "reconstruction": {**asdict(settings), "size": list(size)},
         "model": model_name,
@@ -323,8 +419,8 @@ def reconstruct(
         "dtype": str(model.dtype).removeprefix("torch."),
         "windows": plan.num_windows,
         "window_batch": window_batch,
-        "video": {"width": info.width, "height": info.height, "rotation": info.rotation, "fps": info.fps},
-        "frame_mapping": asdict(clip.mapping),
+        "video": network_input.source,
+        "frame_mapping": asdict(network_input.mapping),
         **{key: value for key, value in result.settings.items() if key != "windows"},
     }
     result.timings = timings
@@ -332,7 +428,7 @@ def reconstruct(
     logger.info(
         "Reconstructed %d frames of %s at %dx%d in %.1f s (%d windows).",
         result.num_frames,
-        video.name,
+        Path(network_input.source_path).name if network_input.source_path else "in-memory frames",
         *size,
         timings["total_s"],
         plan.num_windows,

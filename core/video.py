@@ -178,7 +178,7 @@ def read_frames(
     reporter = Reporter(progress, cancel)
     info = probe(path)
     end = _check_range(info, start, end)
-    mapping = _frame_mapping(info, size)
+    mapping = _frame_mapping(info.width, info.height, size)
     frames, indices, decoded, last_seen = [], [], 0, -1
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -356,9 +356,9 @@ def _describe_range(start: int, end: int | None) -> str:
     return f"frames {start}..{end - 1}" if end is not None else f"frames {start} to the end"
 
 
-def _frame_mapping(info: VideoInfo, size: tuple[int, int] | None) -> FrameMapping:
+def _frame_mapping(source_width: int, source_height: int, size: tuple[int, int] | None) -> FrameMapping:
     if size is None:
-        return FrameMapping(info.width, info.height, info.width, info.height, 1.0, 1.0, 0, 0)
+        return FrameMapping(source_width, source_height, source_width, source_height, 1.0, 1.0, 0, 0)
     width, height = size
     if not (
         isinstance(width, int) and isinstance(height, int) and 0 < width <= 16384 and 0 < height <= 16384
@@ -366,19 +366,41 @@ def _frame_mapping(info: VideoInfo, size: tuple[int, int] | None) -> FrameMappin
         raise Geo4DError(
             f"Output size {size} is not usable: give positive integer (width, height), e.g. (512, 320)."
         )
-    scale = max(width / info.width, height / info.height)
-    scaled_width = max(width, round(info.width * scale))
-    scaled_height = max(height, round(info.height * scale))
+    scale = max(width / source_width, height / source_height)
+    scaled_width = max(width, round(source_width * scale))
+    scaled_height = max(height, round(source_height * scale))
     return FrameMapping(
-        source_width=info.width,
-        source_height=info.height,
+        source_width=source_width,
+        source_height=source_height,
         width=width,
         height=height,
-        scale_x=scaled_width / info.width,
-        scale_y=scaled_height / info.height,
+        scale_x=scaled_width / source_width,
+        scale_y=scaled_height / source_height,
         crop_left=(scaled_width - width) // 2,
         crop_top=(scaled_height - height) // 2,
     )
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, FrameMapping]:
+    """Frames uint8 [T, H, W, 3] RGB (image files, not a video) scaled to cover size (W, H) and centre-cropped
+    exactly as read_frames does with decoded frames (same scaler and filters), with their FrameMapping."""
+    mapping = _frame_mapping(frames.shape[2], frames.shape[1], size)
+    scaled_width = round(mapping.scale_x * mapping.source_width)
+    scaled_height = round(mapping.scale_y * mapping.source_height)
+    interpolation = _scaler_flags(scaled_width * scaled_height < frames.shape[1] * frames.shape[2])
+    top, left = mapping.crop_top, mapping.crop_left
+    resized = np.empty((len(frames), mapping.height, mapping.width, 3), dtype=np.uint8)
+    for index, frame in enumerate(frames):  # one scaler call per frame
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24").to_ndarray(
+            width=scaled_width, height=scaled_height, format="rgb24", interpolation=interpolation
+        )
+        resized[index] = image[top : top + mapping.height, left : left + mapping.width]
+    return resized, mapping
+
+
+def _scaler_flags(shrinking: bool) -> int:
+    """swscale flags: area averaging to shrink, bicubic to enlarge, both with exact rounding."""
+    return int((Interpolation.AREA if shrinking else Interpolation.BICUBIC) | _ACCURATE)
 
 
 def _frames_from(container, stream, info: VideoInfo, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
@@ -430,7 +452,7 @@ def _to_rgb(frame: av.VideoFrame, info: VideoInfo, mapping: FrameMapping) -> np.
         width=scaled_width,
         height=scaled_height,
         format="rgb24",
-        interpolation=int((Interpolation.AREA if shrinking else Interpolation.BICUBIC) | _ACCURATE),
+        interpolation=_scaler_flags(shrinking),
         src_color_range=frame.color_range,
     )
     image = np.rot90(image, k=info.rotation // 90)
