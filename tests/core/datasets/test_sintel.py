@@ -7,7 +7,6 @@ import pytest
 
 from geo4d.core.camera import project_points, transform_points
 from geo4d.core.datasets import load_benchmark
-from geo4d.core.datasets.image_files import write_png
 from geo4d.core.datasets.sintel import POSE_SEQUENCES, read_dpt
 from geo4d.core.errors import Geo4DError
 
@@ -15,45 +14,28 @@ TAG = 202021.25
 HEIGHT, WIDTH = 6, 10
 
 
-def write_dpt(path, depth):
-    """The Sintel SDK's depth layout: float32 tag, int32 width, int32 height, float32 rows."""
-    path.write_bytes(struct.pack("<fii", TAG, depth.shape[1], depth.shape[0]) + depth.astype("<f4").tobytes())
-
-
-def write_cam(path, intrinsic, world_to_camera):
-    """The Sintel SDK's camera layout: float32 tag, float64 3x3 intrinsics, float64 3x4 extrinsics."""
-    path.write_bytes(
-        struct.pack("<f", TAG) + intrinsic.astype("<f8").tobytes() + world_to_camera.astype("<f8").tobytes()
-    )
-
-
-def make_sequence(root, name, frames, seed, rotation_of):
+def make_sequence(root, name, frames, seed, rotation_of, write_frame):
     """Write one sequence; returns its ground truth: images, depths, intrinsics, world-to-camera."""
     rng = np.random.default_rng(seed)
     truth = {"images": [], "depths": [], "intrinsics": [], "world_to_camera": []}
-    for folder in ("final", "depth", "camdata_left"):
-        (root / "training" / folder / name).mkdir(parents=True)
     for index in range(1, frames + 1):
-        stem = f"frame_{index:04d}"
         image = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
         depth = rng.uniform(0.5, 90.0, (HEIGHT, WIDTH)).astype(np.float32)
         intrinsic = np.array(
             [[8.0 + index, 0, (WIDTH - 1) / 2], [0, 8.0 + index, (HEIGHT - 1) / 2], [0, 0, 1]]
         )
         extrinsic = np.hstack([rotation_of(rng.normal(size=3)), rng.normal(size=(3, 1))])
-        write_png(root / "training" / "final" / name / f"{stem}.png", image)
-        write_dpt(root / "training" / "depth" / name / f"{stem}.dpt", depth)
-        write_cam(root / "training" / "camdata_left" / name / f"{stem}.cam", intrinsic, extrinsic)
+        write_frame(root, name, index, image, depth, intrinsic, extrinsic)
         for key, value in zip(truth, (image, depth, intrinsic, extrinsic), strict=True):
             truth[key].append(value)
     return {key: np.stack(value) for key, value in truth.items()}
 
 
 @pytest.fixture
-def sintel_root(tmp_path, rotation_of):
+def sintel_root(tmp_path, rotation_of, write_sintel_frame):
     truths = {
-        "alley_2": make_sequence(tmp_path, "alley_2", 3, 0, rotation_of),
-        "bamboo_1": make_sequence(tmp_path, "bamboo_1", 2, 1, rotation_of),
+        "alley_2": make_sequence(tmp_path, "alley_2", 3, 0, rotation_of, write_sintel_frame),
+        "bamboo_1": make_sequence(tmp_path, "bamboo_1", 2, 1, rotation_of, write_sintel_frame),
     }
     return tmp_path, truths
 
