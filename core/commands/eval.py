@@ -1,0 +1,90 @@
+"""`python -m geo4d eval --dataset NAME --root PATH -o REPORT`: the paper's benchmark tables for a model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .reconstruct import ProgressBar, size_argument
+
+NAME = "eval"
+HELP = (
+    "evaluate a model on a benchmark dataset (Sintel, Bonn, KITTI, TUM, ScanNet) by the paper's protocol; "
+    "writes results.json and results.md, and resumes from the sequences already reconstructed"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", required=True, help="sintel, bonn, kitti, tum or scannet (README, Evaluation)"
+    )
+    parser.add_argument("--root", type=Path, required=True, help="the dataset's folder as distributed")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="report folder (a rerun into it resumes)"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--model", default="tiny", help="a built-in model (default 'tiny')")
+    which.add_argument(
+        "--checkpoint", help="weights file instead: a .safetensors, or the published model.ckpt"
+    )
+    parser.add_argument(
+        "--task", choices=("depth", "pose"), default=None, help="default: the dataset's first task"
+    )
+    parser.add_argument(
+        "--sequences",
+        "--subset",
+        nargs="+",
+        default=None,
+        help="only these sequences (default: the protocol's)",
+    )
+    parser.add_argument("--limit", type=int, default=None, help="only the first N sequences (a quick look)")
+    parser.add_argument(
+        "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
+    )
+    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
+    parser.add_argument(
+        "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
+    )
+    parser.add_argument("--seed", type=int, default=123, help="noise seed (default 123)")
+    parser.add_argument(
+        "--size",
+        type=size_argument,
+        default=None,
+        help="force the network input WIDTHxHEIGHT (default: the dataset's protocol size)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import Geo4DError
+    from ..evaluation import RESULTS_MD, evaluate
+    from ..pipeline import ReconstructionSettings
+
+    try:
+        settings = ReconstructionSettings(
+            stride=args.stride,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            precision=args.precision,
+            size=args.size,
+        )
+    except ValueError as error:
+        raise Geo4DError(f"{error} Change the option.") from error
+    bar = ProgressBar()
+    try:
+        evaluate(
+            args.dataset,
+            args.root,
+            args.output,
+            args.checkpoint or args.model,
+            settings,
+            args.task,
+            args.sequences,
+            args.limit,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    print((args.output / RESULTS_MD).read_text())
+    return 0
