@@ -168,7 +168,7 @@ def evaluate(
         "task": task,
         "root": str(Path(root)),
         "model": str(model),
-        "settings": {**{key: _jsonable(value) for key, value in asdict(settings).items()}},
+        "settings": {key: _jsonable(value) for key, value in asdict(settings).items()},
         "max_depth": spec.max_depth if task == "depth" else None,
         "average": averages(rows, task),
         "published": PUBLISHED.get((spec.name, task)),
