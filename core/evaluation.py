@@ -148,7 +148,8 @@ def evaluate(
             _check_cached(folder, result, str(model), wanted)
         else:
             check_output_folder(folder)
-            loaded = loaded or load_model(model, settings.device, settings.precision)
+            if loaded is None:  # only when a sequence needs it: a finished report reruns without the model
+                loaded = load_model(model, settings.device, settings.precision)
             result = reconstruct_frames(
                 sequence.read_frames(),
                 sequence.fps,
