@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,14 @@ from geo4d.core.pipeline import (
     WindowPredictor,
     load_model,
     reconstruct,
+    reconstruct_frames,
     reconstruct_to_folder,
 )
 from geo4d.core.progress import Reporter
 from geo4d.core.result import Reconstruction, read_description, read_frame_points
 from geo4d.core.sampler import SamplerConfig
 from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
-from geo4d.core.video import choose_model_size, read_frames, write_video
+from geo4d.core.video import choose_model_size, read_frames, resize_frames, write_video
 from geo4d.core.windows import plan_windows
 
 TINY = NetworkConfig.tiny()
@@ -179,6 +181,23 @@ def test_range_outside_the_video(synthetic_clip, tiny_model):
         reconstruct(synthetic_clip, tiny_model, ReconstructionSettings(start=15, end=40, size=(64, 64)))
     with pytest.raises(Geo4DError, match="Choose a range inside the video"):
         reconstruct(synthetic_clip, tiny_model, ReconstructionSettings(start=25, size=(64, 64)))
+
+
+def test_frames_in_memory_take_the_same_path_scaled_and_cropped_like_a_video(synthetic_clip, tiny_model):
+    frames = read_frames(synthetic_clip).frames  # 128x80 RGB, as image files would give them
+    settings = ReconstructionSettings(start=2, end=18, steps=1, size=(64, 64))
+    result = reconstruct_frames(frames, 30.0, tiny_model, settings)
+    resized, mapping = resize_frames(frames[2:18], (64, 64))
+    assert (mapping.scale_x, mapping.crop_left, mapping.crop_top) == (102 / 128, 19, 0)  # cover, crop centre
+    np.testing.assert_array_equal(result.color, resized)
+    np.testing.assert_array_equal(result.source_frames, np.arange(2, 18))
+    assert result.source_video is None and result.settings["frame_mapping"]["crop_left"] == 19
+    assert result.settings["video"] == {"width": 128, "height": 80, "rotation": 0, "fps": 30.0}
+    assert result.settings["windows"] == 1 and np.isfinite(result.camera_to_world).all()
+    with pytest.raises(Geo4DError, match=r"uint8 RGB frames of shape \[T, H, W, 3\]"):
+        reconstruct_frames(frames.astype(np.float32), 30.0, tiny_model, settings)
+    with pytest.raises(Geo4DError, match="Frames 2..29 were requested of 20 frames"):
+        reconstruct_frames(frames, 30.0, tiny_model, replace(settings, end=30))
 
 
 def test_unreadable_video(tmp_path, tiny_model):
