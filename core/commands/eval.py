@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .reconstruct import ProgressBar, size_argument
+from .reconstruct import ProgressBar, add_sampling_arguments
 
 NAME = "eval"
 HELP = (
@@ -38,20 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only these sequences (default: the protocol's)",
     )
     parser.add_argument("--limit", type=int, default=None, help="only the first N sequences (a quick look)")
-    parser.add_argument(
-        "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
-    )
-    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
-    parser.add_argument(
-        "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
-    )
-    parser.add_argument("--seed", type=int, default=123, help="noise seed (default 123)")
-    parser.add_argument(
-        "--size",
-        type=size_argument,
-        default=None,
-        help="force the network input WIDTHxHEIGHT (default: the dataset's protocol size)",
+    add_sampling_arguments(
+        parser, size_help="force the network input WIDTHxHEIGHT (default: the dataset's protocol size)"
     )
 
 

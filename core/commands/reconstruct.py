@@ -46,21 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--end", type=int, default=None, help="source frame to stop before (default: the end)"
     )
-    parser.add_argument(
-        "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
-    )
-    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
-    parser.add_argument(
-        "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
-    )
-    parser.add_argument("--seed", type=int, default=123, help="noise seed (default 123)")
-    parser.add_argument(
-        "--size",
-        type=size_argument,
-        default=None,
-        help="force the network input WIDTHxHEIGHT (multiples of 64)",
-    )
+    add_sampling_arguments(parser, size_help="force the network input WIDTHxHEIGHT (multiples of 64)")
     parser.add_argument("--max-points", type=int, default=None, help="points kept per frame in the PLY files")
     parser.add_argument(
         "--min-confidence", type=float, default=0.0, help="drop points below this confidence (default 0)"
@@ -74,6 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decode-batch", type=int, default=8, help="frames per VAE call (lower = less memory)"
     )
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, size_help: str) -> None:
+    """The options of how windows are sampled, shared by every command that reconstructs."""
+    parser.add_argument(
+        "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
+    )
+    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
+    parser.add_argument(
+        "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
+    )
+    parser.add_argument("--seed", type=int, default=123, help="noise seed (default 123)")
+    parser.add_argument("--size", type=size_argument, default=None, help=size_help)
 
 
 class ProgressBar:
