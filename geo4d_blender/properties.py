@@ -22,6 +22,66 @@ MODEL_ITEMS = (
 )
 PREFERENCE_ITEMS = (("PREFERENCES", "From Preferences", "Use the add-on preferences' setting"),)
 
+# One definition of each setting that the panel and the operators share (Blender evaluates a deferred
+# property per class, so one definition serves several classes).
+STRIDE = IntProperty(
+    name="Stride",
+    description="Frames between the starts of consecutive 16-frame windows (smaller: slower, steadier)",
+    default=4,
+    min=1,
+    max=15,
+)
+STEPS = IntProperty(
+    name="Steps",
+    description="Denoising steps per window (the published model uses 5)",
+    default=5,
+    min=1,
+    max=50,
+)
+DEVICE = EnumProperty(
+    name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS
+)
+PRECISION = EnumProperty(
+    name="Precision", description="Number format of the network", items=PREFERENCE_ITEMS + PRECISION_ITEMS
+)
+USE_STRIP_RANGE = BoolProperty(
+    name="Whole Strip", description="Reconstruct every visible frame of the strip", default=True
+)
+FRAME_FIRST = IntProperty(
+    name="First Frame",
+    description="First timeline frame to reconstruct (when Whole Strip is off)",
+    default=1,
+    min=0,
+    max=MAX_FRAME,
+)
+FRAME_LAST = IntProperty(
+    name="Last Frame",
+    description="Last timeline frame to reconstruct (when Whole Strip is off)",
+    default=16,
+    min=0,
+    max=MAX_FRAME,
+)
+POINTS_PER_FRAME = IntProperty(
+    name="Points per Frame",
+    description="Most points kept per frame, evenly spread (0: every valid pixel)",
+    default=0,
+    min=0,
+)
+STORAGE = EnumProperty(
+    name="Storage",
+    description="How the point cloud is kept in the .blend",
+    items=STORAGE_ITEMS,
+    default="STREAMED",
+)
+SEED = IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
+POINT_SIZE = FloatProperty(
+    name="Point Size",
+    description="Point diameter in pixels of the footage, seen from that frame's camera",
+    default=1.0,
+    min=0.01,
+    max=1000.0,
+)
+
 
 class Geo4DSceneSettings(bpy.types.PropertyGroup):
     """What the panel's Reconstruct button passes to geo4d.reconstruct_strip, and the last run's summary."""
@@ -29,45 +89,16 @@ class Geo4DSceneSettings(bpy.types.PropertyGroup):
     model: EnumProperty(
         name="Model", description="Which Geo4D weights reconstruct the strip", items=MODEL_ITEMS
     )
-    stride: IntProperty(
-        name="Stride",
-        description="Frames between the starts of consecutive 16-frame windows (smaller: slower, steadier)",
-        default=4,
-        min=1,
-        max=15,
-    )
-    steps: IntProperty(
-        name="Steps",
-        description="Denoising steps per window (the published model uses 5)",
-        default=5,
-        min=1,
-        max=50,
-    )
-    device: EnumProperty(
-        name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS
-    )
-    precision: EnumProperty(
-        name="Precision", description="Number format of the network", items=PREFERENCE_ITEMS + PRECISION_ITEMS
-    )
-    use_strip_range: BoolProperty(
-        name="Whole Strip", description="Reconstruct every visible frame of the strip", default=True
-    )
-    frame_first: IntProperty(
-        name="First", description="First timeline frame to reconstruct", default=1, min=0, max=MAX_FRAME
-    )
-    frame_last: IntProperty(
-        name="Last", description="Last timeline frame to reconstruct", default=16, min=0, max=MAX_FRAME
-    )
-    points_per_frame: IntProperty(
-        name="Points per Frame",
-        description="Most points kept per frame, evenly spread (0: every valid pixel)",
-        default=0,
-        min=0,
-    )
-    storage: EnumProperty(
-        name="Storage", description="How the point cloud is kept in the .blend", items=STORAGE_ITEMS
-    )
-    seed: IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
+    stride: STRIDE
+    steps: STEPS
+    device: DEVICE
+    precision: PRECISION
+    use_strip_range: USE_STRIP_RANGE
+    frame_first: FRAME_FIRST
+    frame_last: FRAME_LAST
+    points_per_frame: POINTS_PER_FRAME
+    storage: STORAGE
+    seed: SEED
     last_summary: StringProperty(
         name="Last Run", description="What the last reconstruction of this scene produced"
     )

@@ -6,12 +6,13 @@ import logging
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
 from ..core.errors import Geo4DError
 from ..core.result import JSON_NAME
 from ..import_options import MAX_FRAME, ImportOptions
+from ..properties import POINT_SIZE, STORAGE
 from ..scene_builder import import_result
 
 logger = logging.getLogger(__name__)
@@ -39,21 +40,8 @@ class GEO4D_OT_import_result(bpy.types.Operator, ImportHelper):
         min=0,
         max=MAX_FRAME,
     )
-    storage: EnumProperty(
-        name="Storage",
-        items=(
-            ("STREAMED", "Streamed", "Read each frame's points from the result folder (small .blend)"),
-            ("PACKED", "Packed", "Store every point inside the .blend (portable, large)"),
-        ),
-        default="STREAMED",
-    )
-    point_size: FloatProperty(
-        name="Point Size",
-        description="Point diameter in pixels of the footage, seen from that frame's camera",
-        default=1.0,
-        min=0.01,
-        max=1000.0,
-    )
+    storage: STORAGE
+    point_size: POINT_SIZE
     point_radius: FloatProperty(
         name="Fixed Radius",
         description="A fixed point radius in scene units instead of the depth-scaled size (0: scaled)",

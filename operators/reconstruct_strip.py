@@ -13,17 +13,24 @@ from collections.abc import Callable
 import bpy
 from bpy.props import (
     BoolProperty,
-    EnumProperty,
-    FloatProperty,
-    IntProperty,
     IntVectorProperty,
     StringProperty,
 )
 
 from ..core.errors import Cancelled, Geo4DError
-from ..import_options import MAX_FRAME
-from ..preferences import DEVICE_ITEMS, PRECISION_ITEMS
-from ..properties import PREFERENCE_ITEMS, STORAGE_ITEMS
+from ..properties import (
+    DEVICE,
+    FRAME_FIRST,
+    FRAME_LAST,
+    POINT_SIZE,
+    POINTS_PER_FRAME,
+    PRECISION,
+    SEED,
+    STEPS,
+    STORAGE,
+    STRIDE,
+    USE_STRIP_RANGE,
+)
 from ..scene_builder import ImportedResult
 from ..strip_job import StripJob, StripSettings
 from ..strips import find_strip, sequencer_scene
@@ -52,52 +59,17 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
         name="Model",
         description="'tiny' for the embedded model, or the path of a checkpoint (empty: as in the preferences)",
     )
-    stride: IntProperty(
-        name="Stride",
-        description="Frames between the starts of consecutive 16-frame windows",
-        default=4,
-        min=1,
-        max=15,
-    )
-    steps: IntProperty(name="Steps", description="Denoising steps per window", default=5, min=1, max=1000)
-    device: EnumProperty(
-        name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS
-    )
-    precision: EnumProperty(
-        name="Precision", description="Number format of the network", items=PREFERENCE_ITEMS + PRECISION_ITEMS
-    )
-    use_strip_range: BoolProperty(
-        name="Whole Strip", description="Reconstruct every visible frame of the strip", default=True
-    )
-    frame_first: IntProperty(
-        name="First Frame",
-        description="First timeline frame (when Whole Strip is off)",
-        default=1,
-        min=0,
-        max=MAX_FRAME,
-    )
-    frame_last: IntProperty(
-        name="Last Frame",
-        description="Last timeline frame (when Whole Strip is off)",
-        default=16,
-        min=0,
-        max=MAX_FRAME,
-    )
-    points_per_frame: IntProperty(
-        name="Points per Frame",
-        description="Most points kept per frame (0: every valid pixel)",
-        default=0,
-        min=0,
-    )
-    storage: EnumProperty(name="Storage", description="How the point cloud is kept", items=STORAGE_ITEMS)
-    seed: IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
-    point_size: FloatProperty(
-        name="Point Size",
-        description="Point diameter in pixels of the footage",
-        default=1.0,
-        min=0.01,
-        max=1000.0,
-    )
+    stride: STRIDE
+    steps: STEPS
+    device: DEVICE
+    precision: PRECISION
+    use_strip_range: USE_STRIP_RANGE
+    frame_first: FRAME_FIRST
+    frame_last: FRAME_LAST
+    points_per_frame: POINTS_PER_FRAME
+    storage: STORAGE
+    seed: SEED
+    point_size: POINT_SIZE
     input_size: IntVectorProperty(
         name="Input Size",
         description="Network input width and height in pixels, multiples of 64 (0, 0: chosen by the video's aspect)",
