@@ -277,7 +277,7 @@ def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frame
     return rotation, centre, focal, posed
 
 
-def _align(
+def align_windows(
     predictions: list[WindowPrediction],
     color: np.ndarray,
     config: AlignConfig = AlignConfig(),
@@ -285,9 +285,25 @@ def _align(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Reconstruction:
-    """align_windows without the thread setting."""
+    """Fuse per-window predictions into one Reconstruction.
+
+    predictions: windows of L frames at H x W (core.prediction), on one device (CPU or CUDA), float32.
+    color: [T, H, W, 3] uint8 colours of the clip's frames, T = 1 + the largest frame index.
+    Returns cameras in a world whose origin and axes are frame 0's camera, scaled to a median depth of 1;
+    warnings name garbage windows, non-finite inputs and frames whose pose had to be interpolated.
+    """
+    with _cpu_threads(predictions):
+        return _align(predictions, color, config, fps, Reporter(progress, cancel))
+
+
+def _align(
+    predictions: list[WindowPrediction],
+    color: np.ndarray,
+    config: AlignConfig,
+    fps: float,
+    reporter: Reporter,
+) -> Reconstruction:
     started = time.perf_counter()
-    reporter = Reporter(progress, cancel)
     reporter.report("align: set-up", 0, 1)
     frames, num_frames, warnings = _validate(predictions, color)
     grid = sample_windows(predictions, frames, config)
@@ -438,25 +454,6 @@ def _cpu_threads(predictions: list[WindowPrediction]):
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def align_windows(
-    predictions: list[WindowPrediction],
-    color: np.ndarray,
-    config: AlignConfig = AlignConfig(),
-    fps: float = 24.0,
-    progress: ProgressCallback | None = None,
-    cancel: CancelCheck | None = None,
-) -> Reconstruction:
-    """Fuse per-window predictions into one Reconstruction.
-
-    predictions: windows of L frames at H x W (core.prediction), on one device (CPU or CUDA), float32.
-    color: [T, H, W, 3] uint8 colours of the clip's frames, T = 1 + the largest frame index.
-    Returns cameras in a world whose origin and axes are frame 0's camera, scaled to a median depth of 1;
-    warnings name garbage windows, non-finite inputs and frames whose pose had to be interpolated.
-    """
-    with _cpu_threads(predictions):
-        return _align(predictions, color, config, fps, progress, cancel)
 
 
 def _flag_garbage(misfit: torch.Tensor, window_weight: torch.Tensor, config: AlignConfig) -> torch.Tensor:

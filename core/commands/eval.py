@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .reconstruct import ProgressBar, add_sampling_arguments
+from .reconstruct import ProgressBar, add_sampling_arguments, settings_from
 
 NAME = "eval"
 HELP = (
@@ -44,21 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import Geo4DError
     from ..evaluation import RESULTS_MD, evaluate
-    from ..pipeline import ReconstructionSettings
 
-    try:
-        settings = ReconstructionSettings(
-            stride=args.stride,
-            steps=args.steps,
-            seed=args.seed,
-            device=args.device,
-            precision=args.precision,
-            size=args.size,
-        )
-    except ValueError as error:
-        raise Geo4DError(f"{error} Change the option.") from error
+    settings = settings_from(args)
     bar = ProgressBar()
     try:
         evaluate(

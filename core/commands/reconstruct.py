@@ -168,24 +168,20 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     return "\n".join(lines)
 
 
-def settings_from(args: argparse.Namespace):
+def settings_from(args: argparse.Namespace, **fields):
+    """ReconstructionSettings from add_sampling_arguments' options plus `fields`; a bad value is a Geo4DError."""
     from ..errors import Geo4DError
     from ..pipeline import ReconstructionSettings
 
     try:
         return ReconstructionSettings(
-            start=args.start,
-            end=args.end,
             stride=args.stride,
             steps=args.steps,
             seed=args.seed,
             device=args.device,
             precision=args.precision,
             size=args.size,
-            max_points_per_frame=args.max_points,
-            min_confidence=args.min_confidence,
-            window_batch=args.window_batch,
-            decode_batch=args.decode_batch,
+            **fields,
         )
     except ValueError as error:
         raise Geo4DError(f"{error} Change the option.") from error
@@ -194,7 +190,15 @@ def settings_from(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import reconstruct_to_folder
 
-    settings = settings_from(args)
+    settings = settings_from(
+        args,
+        start=args.start,
+        end=args.end,
+        max_points_per_frame=args.max_points,
+        min_confidence=args.min_confidence,
+        window_batch=args.window_batch,
+        decode_batch=args.decode_batch,
+    )
     model = args.checkpoint or args.model
     started = time.perf_counter()
     bar = ProgressBar()
