@@ -125,9 +125,11 @@ def test_batch_function_replaces_only_the_strips_previous_objects(scene, clip, t
 
 
 def poll_until(job: StripJob, stage: str, timeout: float = 300.0) -> None:
+    """Step the job until the worker reports `stage`; the stage must last long enough to be seen running."""
     deadline = time.monotonic() + timeout
     while job.status.stage != stage and not job.step() and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert job.status.stage == stage and not job.status.finished, job.status
 
 
 def test_cancel_midway_leaves_the_scene_exactly_as_before(scene, clip, tmp_path, tiny_model):
@@ -153,9 +155,11 @@ def test_cancel_midway_leaves_the_scene_exactly_as_before(scene, clip, tmp_path,
 def test_a_dying_worker_is_reported_and_blender_carries_on(scene, clip, tmp_path, tiny_model):
     strip = add_movie_strip(scene, clip)
     before = collection_names()
-    job = StripJob(scene, strip, StripSettings(model=tiny_model, result_folder=str(tmp_path / "r"), **FAST))
+    job = StripJob(
+        scene, strip, StripSettings(model=tiny_model, stride=1, result_folder=str(tmp_path / "r"), **FAST)
+    )
     job.start()
-    poll_until(job, "decode")
+    poll_until(job, "predict")  # the longest stage: decoding a short clip can pass between two polls
     os.kill(job.worker.process.pid, signal.SIGKILL)
     while not job.step():
         time.sleep(0.02)
