@@ -302,9 +302,13 @@ def fill_modules(
             f"{source} does not fit the network configuration: " + "; ".join(problems) + ". "
             "Use the Geo4D weights this version supports, or the configuration they were made with."
         )
+    # Always copied: a tensor read from a file map sits at whatever byte offset the file gives it, and the
+    # CPU kernels' rounding depends on alignment, so a model would compute differently from each file.
     for part, module in modules.items():
         state = {
-            name: tensor.to(device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype)
+            name: tensor.to(
+                device=device, dtype=dtype if tensor.is_floating_point() else tensor.dtype, copy=True
+            )
             for name, tensor in tensors[part].items()
         }
         module.load_state_dict(state, strict=True, assign=True)

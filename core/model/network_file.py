@@ -141,4 +141,4 @@ def load_network_file(
     with torch.device("meta"):
         modules = {part: build_part(part, config) for part in INFERENCE_PARTS}
     fill_modules(modules, tensors, config, str(path), device, dtype or file_dtype)
-    return config, modules, context.to(dtype=dtype or file_dtype)
+    return config, modules, context.to(dtype=dtype or file_dtype, copy=True)  # owned memory, as fill_modules
