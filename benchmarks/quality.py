@@ -2,9 +2,11 @@
 
 `python benchmarks/quality.py [--model tiny] [--seeds 101 102 103 104 105]`: each seed's 48-frame 512x320
 video is reconstructed with the model and default settings; the same figures (core.synthetic_eval) are
-computed for (a) a constant depth with an identity camera path and a 60-degree field of view, and (b) the
+computed for (a) a constant depth with an identity camera path and a 60-degree field of view, (b) the
 aligner run on the exact modalities of the same windows (core.simulated_predictions, noise-free): the
-ceiling any network can reach through this aligner. Training seeds start at 1000 (core/train/config.py).
+ceiling any network can reach through this aligner, and (c) the aligner run on those modalities after the
+model's own VAE (encoded, decoded): what a perfect UNet would give with this autoencoder. Training seeds
+start at 1000 (core/train/config.py).
 """
 
 from __future__ import annotations
@@ -19,20 +21,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from geo4d.core.align import AlignConfig, align_windows
+from geo4d.core.geo4d_pipeline import Geo4D
 from geo4d.core.pipeline import ReconstructionSettings, load_model, reconstruct
 from geo4d.core.result import Intrinsics, Reconstruction
 from geo4d.core.simulated_predictions import NOISE_FREE, simulate_window_predictions
 from geo4d.core.synthetic import SceneConfig, write_synthetic
 from geo4d.core.synthetic_eval import QualityFigures, quality_figures, truth_at_result
 from geo4d.core.train.config import TRAIN_SEED_START
+from geo4d.core.train.data import modality_targets
 from geo4d.core.windows import plan_windows
 
 HELD_OUT_SEEDS = (101, 102, 103, 104, 105)
 BASELINE_FOV_DEG = 60.0  # the middle of the synthetic scenes' 40-80 degree range
 COLUMNS = ("abs_rel", "delta_1_25", "focal_error", "ate_fraction", "rpe_rotation_deg")
-METHODS = ("model", "constant", "gt_modalities")
+METHODS = ("model", "constant", "gt_modalities", "vae_round_trip")
 
 
 def constant_baseline(truth: Reconstruction) -> Reconstruction:
@@ -59,6 +64,25 @@ def ground_truth_modalities(truth: Reconstruction, stride: int) -> Reconstructio
     return result
 
 
+def vae_round_trip(truth: Reconstruction, model: Geo4D, stride: int) -> Reconstruction:
+    """The aligner's result on the exact modalities of the pipeline's windows after the model's VAE."""
+    k = truth.intrinsics
+    if (k.cx, k.cy, k.fy) != (truth.width / 2, truth.height / 2, k.fx):
+        raise ValueError("the training targets assume square pixels and a centred principal point")
+    plan = plan_windows(truth.num_frames, stride=stride)
+    scale = model.config.vae.scale_factor
+    predictions = []
+    for frames in plan.frame_indices:
+        maps = modality_targets(np.nan_to_num(truth.depth[frames]), truth.camera_to_world[frames], k.fx)
+        with torch.inference_mode():
+            means = [model.vae.encode(images.to(model.device, model.dtype)).mean.float() for images in maps]
+            latents = rearrange(torch.cat(means) * scale, "(m l) c h w -> 1 (m c) l h w", m=len(maps))
+            predictions.append(model.decode_latents(latents).to_prediction(frames))
+    result = align_windows(predictions, truth.color, AlignConfig(), truth.fps)
+    result.source_frames = truth.source_frames
+    return result
+
+
 def evaluate_seed(seed: int, model, settings: ReconstructionSettings, frames: int, scratch: Path) -> dict:
     config = SceneConfig(frames=frames, seed=seed)
     folder = write_synthetic(scratch / f"seed{seed}", config)
@@ -70,6 +94,7 @@ def evaluate_seed(seed: int, model, settings: ReconstructionSettings, frames: in
         "model": quality_figures(result, truth),
         "constant": quality_figures(constant_baseline(truth), truth),
         "gt_modalities": quality_figures(ground_truth_modalities(truth, settings.stride), truth),
+        "vae_round_trip": quality_figures(vae_round_trip(truth, model, settings.stride), truth),
     }
     return {"seed": seed, "seconds": round(seconds, 1), **{name: asdict(f) for name, f in figures.items()}}
 

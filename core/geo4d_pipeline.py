@@ -81,6 +81,17 @@ class DecodedWindow:
     ray_moment: torch.Tensor
     disparity: torch.Tensor
 
+    def to_prediction(self, frame_indices: np.ndarray | torch.Tensor) -> WindowPrediction:
+        """The aligner's input for these maps; frame_indices [L]: the frames' indices in the clip."""
+        return WindowPrediction(
+            frames=torch.as_tensor(frame_indices).to(torch.int64),
+            point_map=self.point_map,
+            point_confidence=uncertainty_weight(self.point_uncertainty),
+            disparity=self.disparity,
+            ray_direction=self.ray_direction,
+            ray_moment=self.ray_moment,
+        )
+
 
 class Geo4D:
     """The Geo4D window predictor: UNet, main VAE, point-map VAE, constant context and the sampler."""
@@ -183,15 +194,7 @@ class Geo4D:
             c_concat = self.encode_frames(images, posterior_noise)
             latents = self.denoise(c_concat, fps, initial_noise, reporter)
             decoded = self.decode_latents(latents)
-        indices = torch.arange(length) if frame_indices is None else torch.as_tensor(frame_indices)
-        return WindowPrediction(
-            frames=indices.to(torch.int64),
-            point_map=decoded.point_map,
-            point_confidence=uncertainty_weight(decoded.point_uncertainty),
-            disparity=decoded.disparity,
-            ray_direction=decoded.ray_direction,
-            ray_moment=decoded.ray_moment,
-        )
+        return decoded.to_prediction(torch.arange(length) if frame_indices is None else frame_indices)
 
     def _latent_size(self, images: torch.Tensor) -> tuple[int, int]:
         down = self.config.vae.downsampling

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,7 @@ from torch import nn
 
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError
-from .geo4d_pipeline import Geo4D
-from .model.vae import uncertainty_weight
+from .geo4d_pipeline import DecodedWindow, Geo4D
 from .models import DEVICES, PRECISIONS, load_model
 from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
 from .prediction import WindowPrediction
@@ -250,17 +249,11 @@ class WindowPredictor:
             reporter.check_cancel()
             pieces.append(self.model.decode_latents(latents[:, :, first : first + chunk]))
 
-        def joined(name: str) -> torch.Tensor:
-            return torch.cat([getattr(piece, name) for piece in pieces])
-
-        return WindowPrediction(
-            frames=torch.from_numpy(frame_indices),
-            point_map=joined("point_map"),
-            point_confidence=uncertainty_weight(joined("point_uncertainty")),
-            disparity=joined("disparity"),
-            ray_direction=joined("ray_direction"),
-            ray_moment=joined("ray_moment"),
-        )
+        joined = {
+            field.name: torch.cat([getattr(piece, field.name) for piece in pieces])
+            for field in fields(DecodedWindow)
+        }
+        return DecodedWindow(**joined).to_prediction(frame_indices)
 
 
 @dataclass
