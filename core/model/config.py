@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ..video import MODEL_SIZES
 
-GROUP_NORM_GROUPS = 32  # every GroupNorm of the UNet, the VAE and the temporal blocks uses 32 groups
+GROUP_NORM_GROUPS = 32  # GroupNorm groups of the UNet and its temporal blocks, and of the published VAE
 # The tiny model's one input size (W, H): wider or narrower videos are centre-cropped to 2:1.
 TINY_INPUT_SIZES = ((128, 64),)
 
@@ -17,12 +17,10 @@ def _check_positive(owner: str, **values: int | float) -> None:
             raise ValueError(f"{owner}.{name} = {value!r}: must be > 0")
 
 
-def _check_group_divisible(owner: str, **widths: int) -> None:
+def _check_group_divisible(owner: str, groups: int = GROUP_NORM_GROUPS, **widths: int) -> None:
     for name, width in widths.items():
-        if width % GROUP_NORM_GROUPS:
-            raise ValueError(
-                f"{owner}.{name} = {width}: must be a multiple of {GROUP_NORM_GROUPS} (GroupNorm groups)"
-            )
+        if width % groups:
+            raise ValueError(f"{owner}.{name} = {width}: must be a multiple of {groups} (GroupNorm groups)")
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,8 @@ class VAEConfig:
 
     Spatial downsampling is 2 ** (len(channel_mult) - 1). The decoder adaptor has
     `adaptor_num_res_blocks + 1` ResBlocks at `adaptor_channels`, then GroupNorm, SiLU and a conv to
-    `adaptor_out_channels`.
+    `adaptor_out_channels`. Every GroupNorm has `norm_groups` groups; with one channel per group it
+    would drop each feature's per-image mean, the absolute level that ray and point maps carry.
     """
 
     in_channels: int = 3
@@ -211,10 +210,12 @@ class VAEConfig:
     adaptor_channels: int = 128
     adaptor_out_channels: int = 1
     adaptor_num_res_blocks: int = 1
+    norm_groups: int = GROUP_NORM_GROUPS
 
     def __post_init__(self) -> None:
         _check_positive(
             "VAEConfig",
+            norm_groups=self.norm_groups,
             in_channels=self.in_channels,
             out_channels=self.out_channels,
             num_res_blocks=self.num_res_blocks,
@@ -225,7 +226,9 @@ class VAEConfig:
         )
         if not self.channel_mult or any(m <= 0 for m in self.channel_mult):
             raise ValueError(f"VAEConfig.channel_mult = {self.channel_mult!r}: needs one or more values > 0")
-        _check_group_divisible("VAEConfig", channels=self.channels, adaptor_channels=self.adaptor_channels)
+        _check_group_divisible(
+            "VAEConfig", self.norm_groups, channels=self.channels, adaptor_channels=self.adaptor_channels
+        )
 
     @property
     def downsampling(self) -> int:
@@ -319,7 +322,8 @@ class NetworkConfig:
 
         It runs at 128x64 (a quarter of the published width): a 16x8 latent, small enough to train on a
         CPU (core/train). Every UNet level below the first is 64 wide, so each GroupNorm group holds at
-        least 2 channels.
+        least 2 channels; the VAE uses 8 groups, 4 channels per group at its first level as in the
+        published VAE (128 channels, 32 groups).
         """
         context_dim = 32
         return cls(
@@ -331,7 +335,9 @@ class NetworkConfig:
             ),
             text=TextTowerConfig(width=context_dim, heads=2, layers=3, embed_dim=context_dim),
             visual=VisualTowerConfig(width=64, heads=2, layers=2, embed_dim=context_dim),
-            vae=VAEConfig(channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, adaptor_channels=32),
+            vae=VAEConfig(
+                channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, adaptor_channels=32, norm_groups=8
+            ),
             input_sizes=TINY_INPUT_SIZES,
         )
 

@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 from torch import nn
 
-from .config import GROUP_NORM_GROUPS, VAEConfig
+from .config import VAEConfig
 
 logger = logging.getLogger(__name__)
 
@@ -21,11 +21,11 @@ VAE_NORM_EPS = 1e-6  # every GroupNorm of the LDM VAE and of Geo4D's adaptors
 class AdaptorResBlock(nn.Module):
     """LDM VAE ResBlock without time embedding: x + conv2(silu(norm2(conv1(silu(norm1(x)))))), [N, C, H, W]."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, groups: int) -> None:
         super().__init__()
-        self.norm1 = nn.GroupNorm(GROUP_NORM_GROUPS, channels, eps=VAE_NORM_EPS)
+        self.norm1 = nn.GroupNorm(groups, channels, eps=VAE_NORM_EPS)
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
-        self.norm2 = nn.GroupNorm(GROUP_NORM_GROUPS, channels, eps=VAE_NORM_EPS)
+        self.norm2 = nn.GroupNorm(groups, channels, eps=VAE_NORM_EPS)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,8 +42,10 @@ class DecoderAdaptor(nn.Module):
     def __init__(self, config: VAEConfig) -> None:
         super().__init__()
         width = config.adaptor_channels
-        self.blocks = nn.ModuleList(AdaptorResBlock(width) for _ in range(config.adaptor_num_res_blocks + 1))
-        self.norm_out = nn.GroupNorm(GROUP_NORM_GROUPS, width, eps=VAE_NORM_EPS)
+        self.blocks = nn.ModuleList(
+            AdaptorResBlock(width, config.norm_groups) for _ in range(config.adaptor_num_res_blocks + 1)
+        )
+        self.norm_out = nn.GroupNorm(config.norm_groups, width, eps=VAE_NORM_EPS)
         self.conv_out = nn.Conv2d(width, config.adaptor_out_channels, 3, padding=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -78,7 +80,7 @@ class Geo4DVAE(nn.Module):
             block_out_channels=tuple(config.channels * mult for mult in config.channel_mult),
             layers_per_block=config.num_res_blocks,
             latent_channels=config.latent_channels,
-            norm_num_groups=GROUP_NORM_GROUPS,
+            norm_num_groups=config.norm_groups,
             scaling_factor=config.scale_factor,
             use_quant_conv=encoder,
         )

@@ -54,6 +54,8 @@ def test_tiny_preset_keeps_the_structure() -> None:
         (lambda: TextTowerConfig(heads=3), "heads = 3"),
         (lambda: VisualTowerConfig(patch_size=15), "patch_size = 15"),
         (lambda: VAEConfig(channels=100), "channels = 100"),
+        (lambda: VAEConfig(norm_groups=0), "norm_groups = 0"),
+        (lambda: VAEConfig(channels=36, adaptor_channels=32, norm_groups=8), "channels = 36"),
         (lambda: NetworkConfig(text=TextTowerConfig(width=768, heads=12)), "width = 768"),
         (lambda: NetworkConfig(resampler=ResamplerConfig(video_length=8)), "video_length = 8"),
         (lambda: NetworkConfig.preset("huge"), "'huge'"),

@@ -1,5 +1,7 @@
 """Geo4D's VAE: golden outputs of the authors' VAE and uncertainty head, and LDM-name loading."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,6 +10,7 @@ from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
 from geo4d.core.model.checkpoint import fill_modules, split_model_state, split_pointmap_vae_state
 from geo4d.core.model.config import NetworkConfig, VAEConfig
+from geo4d.core.model.network_file import network_config_from_json, network_config_to_json
 from geo4d.core.model.vae import Geo4DVAE, ldm_vae_key_to_ours, our_vae_key_to_ldm, uncertainty_weight
 
 # Golden set A's VAE: ch 32, ch_mult [1, 2], one ResBlock per level, adaptor at 32 channels.
@@ -145,3 +148,17 @@ def test_our_ldm_loading_equals_diffusers_conversion(published_vae):
     z = ours.encode(image).mean
     torch.testing.assert_close(z, reference.encode(image).latent_dist.mean, rtol=0, atol=0)
     torch.testing.assert_close(ours.decode(z), reference.decode(z).sample, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("preset", "groups"), [("full", 32), ("tiny", 8)])
+def test_every_groupnorm_has_the_configured_groups(preset, groups):
+    """One channel per group would normalise away each feature's per-image level (a ray map's absolute values)."""
+    config = NetworkConfig.preset(preset).vae
+    assert config.norm_groups == groups
+    vae = Geo4DVAE(replace(config, channels=32, adaptor_channels=32), uncertainty=True)
+    norms = [module for module in vae.modules() if isinstance(module, torch.nn.GroupNorm)]
+    assert norms and {norm.num_groups for norm in norms} == {groups}
+    assert (
+        network_config_from_json(network_config_to_json(NetworkConfig.preset(preset))).vae.norm_groups
+        == groups
+    )

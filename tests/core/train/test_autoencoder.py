@@ -72,7 +72,7 @@ def test_pointmap_decoder_starts_as_the_main_decoder_and_learns_its_uncertainty(
     with torch.no_grad():
         decoded, raw = pointmap.decode_with_uncertainty(latents)
         torch.testing.assert_close(decoded, vae.decode(latents))
-    config = replace(TrainConfig.toy(), pointmap_steps=6, pointmap_batch=4, log_every=3, pointmap_lr=1e-3)
+    config = replace(TrainConfig.toy(), pointmap_steps=12, pointmap_batch=4, log_every=6, pointmap_lr=1e-3)
     history = finetune_pointmap_decoder(pointmap, vae, scenes, config, CPU)
     assert history[-1]["nll"] < history[0]["nll"]
     assert raw.shape == (2, 1, 64, 64)
