@@ -4,8 +4,9 @@ Structure (all closed-form steps, batched over windows and frames; see README "A
 1. Decode every window on a subsampled pixel grid (core.modalities).
 2. Per window and frame, in the window's own frame: the camera centre where the predicted rays through
    the predicted points meet, then rotation and focal from the directions of the points seen from it;
-   the ray maps' own trajectory gives a second focal estimate. The median over all is the shared focal
-   (a joint refit with the poses drifts along the focal/depth ambiguity, so it is not refitted).
+   the ray maps' own trajectory gives a second focal estimate. The shared focal weighs the two families'
+   medians by how well each agrees with itself (a joint refit with the poses drifts along the
+   focal/depth ambiguity, so it is not refitted).
 3. Garbage windows: consecutive windows are Umeyama-fitted over their shared frames; a window that
    fits none of its neighbours is down-weighted and reported.
 4. Windows are chained into one world by weighted Umeyama fits against the points fused so far, then
@@ -320,7 +321,7 @@ def _align(
     reporter.report("align: window cameras", 0, 1)
     cams = window_cameras(grid, config)
     good = window_weight > 0.5
-    focal = torch.cat([cams.point_focal[good].flatten(), cams.ray_focal[good].flatten()]).median()
+    focal = cams.shared_focal(good)
 
     size = grid.scene_size()
     pairs = overlapping_pairs(frames)

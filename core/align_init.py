@@ -128,6 +128,10 @@ def sample_windows(predictions: list[WindowPrediction], frames: np.ndarray, conf
     )
 
 
+# Relative spread below which two focal families count as equally consistent (noise-free input).
+FOCAL_SPREAD_FLOOR = 1e-3
+
+
 @dataclass
 class WindowCameras:
     """Per window and slot, in the window's decoded frame: rotation [N, L, 3, 3] (camera -> window),
@@ -137,6 +141,25 @@ class WindowCameras:
     centre: torch.Tensor
     point_focal: torch.Tensor
     ray_focal: torch.Tensor
+
+    def shared_focal(self, windows: torch.Tensor) -> torch.Tensor:
+        """The video's one focal from the estimates of `windows` (bool [N]): each family's (point maps,
+        ray maps) median, weighted by the inverse square of its relative spread. The focal is one value
+        for the whole video, so the family whose estimates agree with each other is the one to trust;
+        a network's point maps and ray maps can disagree by a factor of two (NaN when nothing is usable).
+        """
+        medians, weights = [], []
+        for estimates in (self.point_focal[windows], self.ray_focal[windows]):
+            estimates = estimates[torch.isfinite(estimates) & (estimates > 0)]
+            if estimates.numel():
+                median = estimates.median()
+                spread = (estimates / median).log().abs().median()
+                medians.append(median.log())
+                weights.append(1.0 / (spread.square() + FOCAL_SPREAD_FLOOR**2))
+        if not medians:
+            return torch.tensor(float("nan"))
+        weights = torch.stack(weights)
+        return ((torch.stack(medians) * weights).sum() / weights.sum()).exp()
 
 
 def _slot_cameras(points, direction, moment, weights, pixels, centre_px, config):
