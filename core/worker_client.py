@@ -171,8 +171,7 @@ class WorkerProcess:
             arrived.append(event)
             self._apply(event)
         if self._kill_at is not None and time.monotonic() >= self._kill_at and not self.status.finished:
-            self.kill()
-            self.status.state, self.status.message = "cancelled", "Cancelled; the worker was stopped."
+            self.stop("Cancelled; the worker was stopped.")
         if not self.status.finished and self.process is not None and self._stdout_closed:
             code = self.process.wait()
             self.status.state = "error"
@@ -183,6 +182,8 @@ class WorkerProcess:
 
     def _apply(self, event: dict) -> None:
         status, kind = self.status, event.get("type")
+        if status.finished:  # final, even when the worker's last events arrive after a stop
+            return
         if kind == "started":
             logger.info("Geo4D worker %s runs %s.", event.get("pid"), event.get("module_file"))
         elif kind == "progress":
@@ -216,6 +217,14 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def stop(self, message: str) -> None:
+        """Kill the worker now and end the job as cancelled with `message`, without waiting for its
+        output to reach the reader thread (which could otherwise leave the status running)."""
+        self.kill()
+        if not self.status.finished:
+            self.status.state, self.status.message = "cancelled", message
+        self._close()
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> WorkerStatus:
         """Poll until the job finishes (or `timeout` seconds pass; then kill it and report an error)."""

@@ -259,7 +259,7 @@ class StripJob:
 def stop_all() -> None:
     """Kill every running worker now (add-on unregistered, another file opened)."""
     for job in list(RUNNING):
-        job.worker.kill()
+        job.worker.stop("Stopped: another file was opened or the add-on was unregistered.")
         job.step()
     RUNNING.clear()
 

@@ -183,6 +183,6 @@ def test_opening_another_file_stops_a_running_worker(scene, clip, tmp_path, tiny
     job.start()
     pid = job.worker.process.pid
     bpy.ops.wm.read_factory_settings(use_empty=True)  # runs the load_pre handlers, as File > Open does
-    assert not RUNNING and job.status.finished
+    assert not RUNNING and job.status.state == "cancelled" and "another file" in job.status.message
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
