@@ -15,6 +15,16 @@ from types import ModuleType
 from .errors import Cancelled, Geo4DError
 
 
+def size_argument(text: str) -> tuple[int, int]:
+    """argparse type of a WIDTHxHEIGHT option (core.video's parse_size, imported when used)."""
+    from .video import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def build_parser(commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m geo4d", description="Reconstruct a video into 4D geometry and bring it into Blender."

@@ -8,20 +8,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from ..cli import size_argument
 from ..progress import ProgressEvent
 
 NAME = "reconstruct"
 HELP = "reconstruct a video into a result folder (cameras, focal, per-frame depth and coloured points)"
 BAR_WIDTH = 28
-
-
-def size_argument(text: str) -> tuple[int, int]:
-    from ..video import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,17 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import size_argument
+
 NAME = "synth"
 HELP = "render a synthetic dynamic scene: DIR/video.mp4 and its exact ground-truth reconstruction"
-
-
-def size_argument(text: str) -> tuple[int, int]:
-    from ..video import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
