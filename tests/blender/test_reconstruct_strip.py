@@ -29,15 +29,6 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("clip"), frames=FRAMES)
 
 
-@pytest.fixture
-def scene(clip):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    geo4d.register()
-    yield bpy.context.scene
-    geo4d.unregister()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-
-
 def ours(role: str) -> list[bpy.types.Object]:
     return [obj for obj in bpy.data.objects if obj.get(ROLE_TAG) == role]
 

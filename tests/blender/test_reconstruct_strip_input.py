@@ -21,15 +21,6 @@ def clip(tmp_path_factory) -> Path:
     return write_clip(tmp_path_factory.mktemp("clip"))
 
 
-@pytest.fixture
-def scene(clip):
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    geo4d.register()
-    yield bpy.context.scene
-    geo4d.unregister()
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-
-
 def refused(message: str, **parameters) -> None:
     """The operator fails with `message`, starts no worker, and leaves every data-block as it was."""
     before = collection_names()

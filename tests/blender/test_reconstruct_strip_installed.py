@@ -101,22 +101,17 @@ def write_wheel(folder: Path, name: str = "geo4d_wheel_probe", version: str = "1
     return path
 
 
+def build_with_wheels(output: Path, wheels: Path) -> subprocess.CompletedProcess:
+    """Run build.py as a user would, bundling the wheels of `wheels` into a zip in `output`."""
+    command = [sys.executable, str(ROOT / "build.py"), "--output-dir", str(output), "--wheels", str(wheels)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_bundled_wheels_are_installed_with_the_extension_and_seen_by_the_worker(tmp_path):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     write_wheel(wheels)
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "build.py"),
-            "--output-dir",
-            str(tmp_path / "dist"),
-            "--wheels",
-            str(wheels),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    completed = build_with_wheels(tmp_path / "dist", wheels)
     assert completed.returncode == 0, completed.stderr
     (zip_path,) = (tmp_path / "dist").glob("*.zip")
     with zipfile.ZipFile(zip_path) as archive:
@@ -139,17 +134,6 @@ def test_bundled_wheels_are_installed_with_the_extension_and_seen_by_the_worker(
 
 
 def test_build_refuses_a_wheel_folder_without_wheels(tmp_path):
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "build.py"),
-            "--output-dir",
-            str(tmp_path / "dist"),
-            "--wheels",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    completed = build_with_wheels(tmp_path / "dist", tmp_path)
     assert completed.returncode == 1 and f"No .whl files in {tmp_path}" in completed.stderr
     assert not (tmp_path / "dist").exists()
