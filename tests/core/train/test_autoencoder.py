@@ -16,6 +16,7 @@ from geo4d.core.train.autoencoder import (
     pointmap_vae_from,
     standardise_latents,
     train_vae,
+    vae_batch,
     window_targets,
 )
 from geo4d.core.train.config import TrainConfig
@@ -39,6 +40,16 @@ def test_a_few_vae_steps_reduce_the_reconstruction_loss(scenes: SceneSet, tmp_pa
     assert history[-1]["l1"] < 0.8 * history[0]["l1"]
     assert len(log.read_text().splitlines()) == 3
     assert not any(p.requires_grad for p in vae.parameters())
+
+
+def test_vae_batches_are_whole_images_unless_a_crop_is_asked_for(scenes: SceneSet) -> None:
+    whole, weights = vae_batch(scenes, replace(TrainConfig.toy(), vae_batch=4), np.random.default_rng(0))
+    assert whole.shape == (4, 3, 64, 64) and weights.shape == (4,)
+    assert whole.abs().amax(dim=(1, 2, 3)).min() > 0
+    cropped, _ = vae_batch(
+        scenes, replace(TrainConfig.toy(), vae_batch=4, vae_crop=32), np.random.default_rng(0)
+    )
+    assert cropped.shape == (4, 3, 32, 32)
 
 
 def test_standardised_latents_decode_the_same_and_have_unit_spread(scenes: SceneSet) -> None:
