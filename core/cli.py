@@ -1,7 +1,8 @@
 """The `python -m geo4d` command line: one subcommand per module, errors as messages and exit codes.
 
 A command module defines NAME, HELP, add_arguments(parser) and run(args) -> int. Command modules
-import heavy libraries (torch, bpy) inside run() so that `--help` stays instant.
+import heavy libraries (torch, bpy) inside run(), so that `--help` stays instant and torch starts after
+core.cpu's OpenMP defaults, which every command gets unless its module sets SHARES_CPU = False.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from .cpu import apply_openmp_defaults
 from .errors import Cancelled, Geo4DError
 
 
@@ -34,13 +36,15 @@ def build_parser(commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
     for module in commands:
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=module.run, shares_cpu=getattr(module, "SHARES_CPU", True))
     return parser
 
 
 def main(commands: Sequence[ModuleType], argv: Sequence[str] | None = None) -> int:
     args = build_parser(commands).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if args.shares_cpu:
+        apply_openmp_defaults()
     try:
         return args.run(args)
     except Cancelled as error:

@@ -6,13 +6,11 @@ from .commands import demo, import_result
 from .core.cli import main as run_cli
 from .core.commands import convert_checkpoint, metrics, reconstruct, synth, train
 from .core.commands import eval as eval_command
-from .core.cpu import apply_openmp_defaults
 
 COMMANDS = (synth, reconstruct, import_result, demo, train, convert_checkpoint, metrics, eval_command)
 
 
 def main() -> int:
-    apply_openmp_defaults()  # the commands import torch lazily, after this
     return run_cli(COMMANDS)
 
 
