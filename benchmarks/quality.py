@@ -1,7 +1,7 @@
 """Quality table of a model on held-out synthetic videos, beside a constant-depth and a ground-truth-modality baseline.
 
 `python benchmarks/quality.py [--model tiny] [--seeds 101 102 103 104 105]`: each seed's 48-frame 512x320
-video is reconstructed with the model and default settings; the same figures (core.synthetic_eval) are
+video is reconstructed with the model and default settings (the model's own DDIM steps); the same figures (core.synthetic_eval) are
 computed for (a) a constant depth with an identity camera path and a 60-degree field of view, (b) the
 aligner run on the exact modalities of the same windows (core.simulated_predictions, noise-free): the
 ceiling any network can reach through this aligner, and (c) the aligner run on those modalities after the
@@ -96,7 +96,13 @@ def evaluate_seed(seed: int, model, settings: ReconstructionSettings, frames: in
         "gt_modalities": quality_figures(ground_truth_modalities(truth, settings.stride), truth),
         "vae_round_trip": quality_figures(vae_round_trip(truth, model, settings.stride), truth),
     }
-    return {"seed": seed, "seconds": round(seconds, 1), **{name: asdict(f) for name, f in figures.items()}}
+    steps = result.settings["sampling_steps"]
+    return {
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "steps": steps,
+        **{n: asdict(f) for n, f in figures.items()},
+    }
 
 
 def print_table(rows: list[dict]) -> None:
@@ -144,7 +150,8 @@ def main() -> None:
             rows.append(evaluate_seed(seed, model, settings, args.frames, Path(scratch)))
             print(f"seed {seed}: reconstructed in {rows[-1]['seconds']} s", flush=True)
     print(
-        f"{args.model}, {args.frames} frames per video, default settings (stride {settings.stride}, {settings.steps} steps)"
+        f"{args.model}, {args.frames} frames per video, default settings (stride {settings.stride}, "
+        f"{rows[0]['steps']} DDIM steps: the model's own)"
     )
     print_table(rows)
     if args.json is not None:

@@ -40,8 +40,8 @@ MODALITY_CHANNELS = (
 class PredictionConfig:
     """How a window is predicted.
 
-    sampler: DDIM settings (5 steps by default). decode_batch_size: frames per VAE encode/decode call
-    (lower it to save memory). sample_posterior: c_concat from a posterior sample of each frame's VAE
+    sampler: DDIM settings (Geo4D's default: the network's own `sampling_steps`). decode_batch_size:
+    frames per VAE encode/decode call (lower it to save memory). sample_posterior: c_concat from a posterior sample of each frame's VAE
     latent, as the released model does; False uses the posterior mean. seed: default noise seed.
     """
 
@@ -107,7 +107,7 @@ class Geo4D:
     ) -> None:
         self.config = config
         self.unet, self.vae, self.pointmap_vae = unet, vae, pointmap_vae
-        self.options = options or PredictionConfig()
+        self.options = options or PredictionConfig(sampler=SamplerConfig(steps=config.sampling_steps))
         self.sampler = Geo4DSampler(self.options.sampler)
         parameter = next(unet.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype

@@ -50,10 +50,12 @@ class ReconstructionSettings:
     """How a video is reconstructed.
 
     start, end: source frame range [start, end) (end None = to the last frame). stride: frames between
-    window starts (1..16; smaller = more windows, slower, steadier). steps: DDIM steps per window. seed:
-    noise seed (window i uses seed + i). device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto =
-    bf16 on CUDA where supported, else fp16; fp32 on the CPU). size: forced network input (W, H), a
-    multiple of 64 each; None picks by the video's aspect among the model's input sizes.
+    window starts (1..16; smaller = more windows, slower, steadier). steps: DDIM steps per window, 0 =
+    the model's own (1 for the embedded tiny, 5 for the published Geo4D; the result's
+    settings["sampling_steps"] records the steps run). seed: noise seed (window i uses seed + i).
+    device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on CUDA where supported, else
+    fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of 64 each; None picks by the
+    video's aspect among the model's input sizes.
     max_points_per_frame, min_confidence: which points the result folder's PLY files keep.
     window_batch: windows per network call (0 = auto: 1 on the CPU; on CUDA up to 8, halved whenever
     memory runs out). decode_batch: frames per VAE encode/decode call (lower it to save memory).
@@ -62,7 +64,7 @@ class ReconstructionSettings:
     start: int = 0
     end: int | None = None
     stride: int = 4
-    steps: int = 5
+    steps: int = 0
     seed: int = 123
     device: str = "auto"
     precision: str = "auto"
@@ -76,7 +78,7 @@ class ReconstructionSettings:
         ranges = {
             "start": (self.start, 0, 1 << 31),
             "stride": (self.stride, 1, WINDOW_LENGTH),
-            "steps": (self.steps, 1, 1000),
+            "steps": (self.steps, 0, 1000),
             "seed": (self.seed, 0, MAX_SEED),
             "window_batch": (self.window_batch, 0, 64),
             "decode_batch": (self.decode_batch, 1, 256),
@@ -152,9 +154,10 @@ class WindowPredictor:
     """
 
     def __init__(self, model: Geo4D, settings: ReconstructionSettings) -> None:
+        self.steps = settings.steps or model.options.sampler.steps
         options = replace(
             model.options,
-            sampler=replace(model.options.sampler, steps=settings.steps),
+            sampler=replace(model.options.sampler, steps=self.steps),
             decode_batch_size=settings.decode_batch,
         )
         self.model = Geo4D(
@@ -411,6 +414,7 @@ def _reconstruct_input(
         "device": str(device),
         "dtype": str(model.dtype).removeprefix("torch."),
         "windows": plan.num_windows,
+        "sampling_steps": predictor.steps,
         "window_batch": window_batch,
         "video": network_input.source,
         "frame_mapping": asdict(network_input.mapping),

@@ -33,9 +33,9 @@ STRIDE = IntProperty(
 )
 STEPS = IntProperty(
     name="Steps",
-    description="Denoising steps per window (the published model uses 5)",
-    default=5,
-    min=1,
+    description="Denoising steps per window; 0 = the model's own (1 for tiny, 5 for the published Geo4D)",
+    default=0,
+    min=0,
     max=50,
 )
 DEVICE = EnumProperty(

@@ -43,6 +43,7 @@ DETAILED_STAGES = ("predict", "align")
 class StripSettings:
     """How to reconstruct a strip. Empty model/device/precision/worker_python mean "as in the preferences".
 
+    steps: DDIM steps per window (0 = the model's own).
     frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
     points_per_frame: most points kept per frame (0 = all). result_folder: empty = the strip's cache folder.
     size: the network's input (W, H) in pixels, forced (multiples of 64); None = chosen by the video's aspect.
@@ -53,7 +54,7 @@ class StripSettings:
 
     model: str = ""
     stride: int = 4
-    steps: int = 5
+    steps: int = 0
     device: str = ""
     precision: str = ""
     frame_range: tuple[int, int] | None = None
@@ -70,7 +71,7 @@ class StripSettings:
     def __post_init__(self) -> None:
         limits = {
             "stride": (1, 15),
-            "steps": (1, 1000),
+            "steps": (0, 1000),
             "points_per_frame": (0, 10**9),
             "seed": (0, 2**63 - 1),
         }

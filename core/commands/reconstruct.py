@@ -59,7 +59,12 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, size_help: str) -> N
     parser.add_argument(
         "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
     )
-    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=0,
+        help="DDIM steps per window (default 0: the model's own, 1 for tiny and 5 for the published Geo4D)",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
     parser.add_argument(
         "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
@@ -145,7 +150,8 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     lines = [
         f"Result: {folder}",
         f"  frames     {len(source)} (source frames {source[0]}-{source[-1]}) at {width}x{height}, "
-        f"{settings.get('windows', '?')} windows, {description['fps']:.3g} fps",
+        f"{settings.get('windows', '?')} windows of {settings.get('sampling_steps', '?')} DDIM steps, "
+        f"{description['fps']:.3g} fps",
         f"  focal      {focal:.1f} px = {focal / max(width, height):.3f} x the long side "
         f"({lens_from_focal(focal, width, height, 36.0):.1f} mm on a 36 mm sensor)",
         f"  path       {path_length(cameras):.3f} (scene units: median depth = 1)",

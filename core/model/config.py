@@ -242,7 +242,8 @@ class NetworkConfig:
 
     input_sizes: the landscape (W, H) input sizes the network was made for, in pixels; the pipeline
     picks the one closest to a video's aspect (core.video.choose_model_size). Each side must be a
-    multiple of `input_stride`.
+    multiple of `input_stride`. sampling_steps: the DDIM steps its weights sample best with, the
+    pipeline's default (the published network: 5; the embedded tiny model: 1, see its model card).
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -251,9 +252,14 @@ class NetworkConfig:
     visual: VisualTowerConfig = field(default_factory=VisualTowerConfig)
     vae: VAEConfig = field(default_factory=VAEConfig)
     input_sizes: tuple[tuple[int, int], ...] = MODEL_SIZES
+    sampling_steps: int = 5
 
     def __post_init__(self) -> None:
         self._check_input_sizes()
+        if not (isinstance(self.sampling_steps, int) and 1 <= self.sampling_steps <= 1000):
+            raise ValueError(
+                f"NetworkConfig.sampling_steps = {self.sampling_steps!r}: needs an integer 1..1000"
+            )
         context_dim = self.unet.context_dim
         if self.text.width != context_dim:
             raise ValueError(
@@ -339,6 +345,7 @@ class NetworkConfig:
                 channels=32, channel_mult=(1, 2, 2, 2), num_res_blocks=1, adaptor_channels=32, norm_groups=8
             ),
             input_sizes=TINY_INPUT_SIZES,
+            sampling_steps=1,
         )
 
     @classmethod

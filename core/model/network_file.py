@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import torch
@@ -39,14 +39,17 @@ def network_config_from_json(text: str) -> NetworkConfig:
     data = json.loads(text)
     sections = {}
     for section in fields(NetworkConfig):
-        if section.name == "input_sizes":
-            if "input_sizes" in data:  # files from before input_sizes get the published sizes
-                sections["input_sizes"] = tuple(tuple(size) for size in data["input_sizes"])
+        if section.name not in data:  # older files get the default (published input sizes, 5 steps)
             continue
-        values = data.get(section.name, {})
-        sections[section.name] = section.default_factory(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        )
+        values = data[section.name]
+        if section.name == "input_sizes":
+            sections[section.name] = tuple(tuple(size) for size in values)
+        elif section.default_factory is not MISSING:  # a component's config
+            sections[section.name] = section.default_factory(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+            )
+        else:
+            sections[section.name] = values
     return NetworkConfig(**sections)
 
 

@@ -55,7 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frames", type=int, default=DEMO_FRAMES, help=f"video length (default {DEMO_FRAMES})"
     )
-    parser.add_argument("--steps", type=int, default=5, help="DDIM steps per window (default 5)")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="DDIM steps per window (default 0: the model's own, 1 for tiny)"
+    )
     parser.add_argument("--python", default=None, help="Python of the worker process (default: this one)")
 
 

@@ -278,13 +278,23 @@ def test_real_out_of_memory_becomes_a_clear_error(synthetic_clip, network_file):
 
 
 def test_settings_are_validated():
-    for bad in ({"stride": 0}, {"stride": 17}, {"steps": 0}, {"end": 0}, {"device": "gpu"}, {"seed": -1}):
+    for bad in ({"stride": 0}, {"stride": 17}, {"steps": -1}, {"end": 0}, {"device": "gpu"}, {"seed": -1}):
         with pytest.raises(ValueError, match="ReconstructionSettings"):
             ReconstructionSettings(**bad)
     with pytest.raises(ValueError, match="size"):
         ReconstructionSettings(size=(500, 320))
     with pytest.raises(ValueError, match="precision"):
         ReconstructionSettings(precision="int8")
+
+
+def test_default_steps_are_the_networks_own(tiny_model):
+    """steps 0 takes the network's sampling_steps (tiny: 1, the published network: 5); a number overrides it."""
+    assert WindowPredictor(tiny_model, ReconstructionSettings()).steps == TINY.sampling_steps == 1
+    assert WindowPredictor(tiny_model, ReconstructionSettings(steps=3)).steps == 3
+    published = replace(TINY, sampling_steps=NetworkConfig.full().sampling_steps)
+    model = Geo4D(published, tiny_model.unet, tiny_model.vae, tiny_model.pointmap_vae, tiny_model.context)
+    assert WindowPredictor(model, ReconstructionSettings()).steps == 5
+    assert model.sampler.timesteps == [999, 799, 599, 399, 199]
 
 
 def test_model_size_comes_from_the_network():
@@ -390,3 +400,6 @@ def test_phone_video_with_the_shipped_tiny_model(tmp_path):
     description = read_description(tmp_path / "result")
     assert len(description["frames"]) == 16 and description["height"] > description["width"]
     assert description["intrinsics"]["fx"] > 0
+    # The default steps are the shipped model's own: one DDIM step (core/weights/MODEL_CARD.md).
+    assert description["settings"]["reconstruction"]["steps"] == 0
+    assert description["settings"]["sampling_steps"] == 1

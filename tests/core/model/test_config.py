@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from geo4d.core.model.config import (
@@ -77,3 +79,16 @@ def test_input_sizes_follow_the_network_stride() -> None:
         NetworkConfig(input_sizes=((100, 64),))
     with pytest.raises(ValueError, match="input_sizes"):
         NetworkConfig(input_sizes=())
+
+
+def test_sampling_steps_travel_with_the_network() -> None:
+    from geo4d.core.model.network_file import network_config_from_json, network_config_to_json
+
+    assert NetworkConfig.full().sampling_steps == 5 and NetworkConfig.tiny().sampling_steps == 1
+    stored = network_config_to_json(NetworkConfig.tiny())
+    assert network_config_from_json(stored) == NetworkConfig.tiny()
+    older = json.loads(stored)
+    del older["sampling_steps"]  # files written before the field get the published network's 5
+    assert network_config_from_json(json.dumps(older)).sampling_steps == 5
+    with pytest.raises(ValueError, match="sampling_steps = 0"):
+        NetworkConfig(sampling_steps=0)
