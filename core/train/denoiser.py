@@ -123,16 +123,19 @@ def train_unet(
     latents: LatentSet,
     config: TrainConfig,
     scale: float,
+    sampling_steps: int,
     device: torch.device,
     reporter: Reporter | None = None,
     log_path: Path | None = None,
 ) -> list[dict[str, float]]:
     """Train the UNet and the constant context [1, 77 + 16 L, context_dim] in place by v-prediction MSE.
 
-    Returns the logged loss history; the log splits the loss at high noise (t >= 500) and low noise.
+    sampling_steps: the DDIM steps the network will sample with (NetworkConfig.sampling_steps); their
+    timesteps get config.inference_timestep_share of the draws. Returns the logged loss history; the log
+    splits the loss at high noise (t >= 500) and low noise.
     """
     generator = torch.Generator().manual_seed(config.seed + 4)
-    timesteps = TimestepSampler(config.inference_timestep_share)
+    timesteps = TimestepSampler(config.inference_timestep_share, sampling_steps)
     unet.train().requires_grad_(True)
     context.requires_grad_(True)
     optimizer, schedule = make_optimizer(

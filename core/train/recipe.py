@@ -46,7 +46,8 @@ def training_device(name: str) -> torch.device:
 
 
 def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainConfig):
-    """A LatentSource: the UNet's 5-step sample of a window, its point-map latents unscaled [L, 4, h, w]."""
+    """A LatentSource: the UNet's sample of a window (the network's own DDIM steps), its point-map latents
+    unscaled [L, 4, h, w]."""
     generator = torch.Generator().manual_seed(config.seed + 5)
     scale = model.config.vae.scale_factor
 
@@ -114,7 +115,15 @@ def run_training(
     tokens = network.unet.text_tokens + network.unet.image_tokens_per_frame * WINDOW
     context = torch.nn.Parameter(torch.randn(1, tokens, network.unet.context_dim, device=torch_device))
     histories["unet"] = train_unet(
-        unet, context, latents, config, network.vae.scale_factor, torch_device, reporter, log_path
+        unet,
+        context,
+        latents,
+        config,
+        network.vae.scale_factor,
+        network.sampling_steps,
+        torch_device,
+        reporter,
+        log_path,
     )
     lap("unet")
 

@@ -36,6 +36,9 @@ def test_timestep_draws_mix_the_ddim_steps_and_uniform_ones() -> None:
     mixed = TimestepSampler(0.5).sample(2000, generator)
     share = torch.isin(mixed, torch.tensor([999, 799, 599, 399, 199])).float().mean().item()
     assert 0.4 < share < 0.6 and mixed.min() >= 0 and mixed.max() <= 999
+    # The tiny model samples in one step: its share of the draws all go to t = 999.
+    one_step = TimestepSampler(0.5, NetworkConfig.tiny().sampling_steps).sample(2000, generator)
+    assert 0.4 < (one_step == 999).float().mean().item() < 0.6
 
 
 def test_a_few_unet_steps_reduce_the_v_loss(tmp_path) -> None:
@@ -54,7 +57,14 @@ def test_a_few_unet_steps_reduce_the_v_loss(tmp_path) -> None:
     )
     config = replace(config, inference_timestep_share=1.0)
     history = train_unet(
-        unet, context, latents, config, 1.0, torch.device("cpu"), log_path=tmp_path / "l.jsonl"
+        unet,
+        context,
+        latents,
+        config,
+        1.0,
+        5,  # the published network's five DDIM timesteps
+        torch.device("cpu"),
+        log_path=tmp_path / "l.jsonl",
     )
     assert history[-1]["v_mse"] < 0.8 * history[0]["v_mse"]
     assert not torch.equal(context.detach(), before) and not context.requires_grad
