@@ -75,7 +75,8 @@ def peak_memory(device: torch.device) -> str:
 def time_window(
     preset: str, width: int, height: int, device: torch.device, dtype: torch.dtype, repeats: int
 ) -> None:
-    """Seconds per UNet step and per window (5 DDIM steps + encoding and decoding 4 x 16 frames)."""
+    """Seconds per UNet step and per window (the network's own DDIM steps, encoding and decoding 4 x 16
+    frames)."""
     config = NetworkConfig.preset(preset)
     model = Geo4D.from_config(
         config, seed=0, device=device, dtype=dtype, options=PredictionConfig(decode_batch_size=16)
@@ -94,9 +95,11 @@ def time_window(
     with torch.inference_mode():
         step = timed(lambda: model.unet(latent, timestep, model.context, fps), device, repeats)
     window = timed(lambda: model.predict_window(frames, fps=24), device, repeats)
+    steps = model.sampler.config.steps
+    sampling = f"{steps} DDIM step{'s' if steps != 1 else ''} + VAE"
     label = f"`{preset}` {width}x{height}x{config.unet.temporal_length} {str(dtype).removeprefix('torch.')} on {device}"
     print(
-        f"{label}: {step:.3f} s per UNet step, {window:.3f} s per window (5 steps + VAE), {peak_memory(device)}"
+        f"{label}: {step:.3f} s per UNet step, {window:.3f} s per window ({sampling}), {peak_memory(device)}"
     )
 
 

@@ -1,12 +1,12 @@
 """Quality table of a model on held-out synthetic videos, beside a constant-depth and a ground-truth-modality baseline.
 
 `python benchmarks/quality.py [--model tiny] [--seeds 101 102 103 104 105]`: each seed's 48-frame 512x320
-video is reconstructed with the model and default settings (the model's own DDIM steps); the same figures (core.synthetic_eval) are
-computed for (a) a constant depth with an identity camera path and a 60-degree field of view, (b) the
-aligner run on the exact modalities of the same windows (core.simulated_predictions, noise-free): the
-ceiling any network can reach through this aligner, and (c) the aligner run on those modalities after the
-model's own VAE (encoded, decoded): what a perfect UNet would give with this autoencoder. Training seeds
-start at 1000 (core/train/config.py).
+video is reconstructed with the model and default settings (the model's own DDIM steps); the same figures
+(core.synthetic_eval) are computed for (a) a constant depth with an identity camera path and a 60-degree
+field of view, (b) the aligner run on the exact modalities of the same windows
+(core.simulated_predictions, noise-free): the ceiling any network can reach through this aligner, and (c)
+the aligner run on those modalities after the model's own VAE (encoded, decoded): what a perfect UNet
+would give with this autoencoder. Training seeds start at 1000 (core/train/config.py).
 """
 
 from __future__ import annotations

@@ -40,12 +40,13 @@ MODALITY_CHANNELS = (
 class PredictionConfig:
     """How a window is predicted.
 
-    sampler: DDIM settings (Geo4D's default: the network's own `sampling_steps`). decode_batch_size:
-    frames per VAE encode/decode call (lower it to save memory). sample_posterior: c_concat from a posterior sample of each frame's VAE
-    latent, as the released model does; False uses the posterior mean. seed: default noise seed.
+    sampler: DDIM settings (None = the network's own `sampling_steps` and the default rescale).
+    decode_batch_size: frames per VAE encode/decode call (lower it to save memory). sample_posterior:
+    c_concat from a posterior sample of each frame's VAE latent, as the released model does; False uses
+    the posterior mean. seed: default noise seed.
     """
 
-    sampler: SamplerConfig = SamplerConfig()
+    sampler: SamplerConfig | None = None
     decode_batch_size: int = 8
     sample_posterior: bool = True
     seed: int = 0
@@ -107,8 +108,8 @@ class Geo4D:
     ) -> None:
         self.config = config
         self.unet, self.vae, self.pointmap_vae = unet, vae, pointmap_vae
-        self.options = options or PredictionConfig(sampler=SamplerConfig(steps=config.sampling_steps))
-        self.sampler = Geo4DSampler(self.options.sampler)
+        self.options = options or PredictionConfig()
+        self.sampler = Geo4DSampler(self.options.sampler or SamplerConfig(steps=config.sampling_steps))
         parameter = next(unet.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype
         self.context = context.to(self.device, self.dtype)  # [1, 77 + 16 L, context_dim]

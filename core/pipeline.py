@@ -154,10 +154,10 @@ class WindowPredictor:
     """
 
     def __init__(self, model: Geo4D, settings: ReconstructionSettings) -> None:
-        self.steps = settings.steps or model.options.sampler.steps
+        self.steps = settings.steps or model.sampler.config.steps
         options = replace(
             model.options,
-            sampler=replace(model.options.sampler, steps=self.steps),
+            sampler=replace(model.sampler.config, steps=self.steps),
             decode_batch_size=settings.decode_batch,
         )
         self.model = Geo4D(

@@ -288,13 +288,16 @@ def test_settings_are_validated():
 
 
 def test_default_steps_are_the_networks_own(tiny_model):
-    """steps 0 takes the network's sampling_steps (tiny: 1, the published network: 5); a number overrides it."""
+    """steps 0 takes the network's sampling_steps (tiny 1, the published network 5); a number overrides it."""
     assert WindowPredictor(tiny_model, ReconstructionSettings()).steps == TINY.sampling_steps == 1
     assert WindowPredictor(tiny_model, ReconstructionSettings(steps=3)).steps == 3
     published = replace(TINY, sampling_steps=NetworkConfig.full().sampling_steps)
     model = Geo4D(published, tiny_model.unet, tiny_model.vae, tiny_model.pointmap_vae, tiny_model.context)
     assert WindowPredictor(model, ReconstructionSettings()).steps == 5
     assert model.sampler.timesteps == [999, 799, 599, 399, 199]
+    # Options without a sampler keep the network's own steps too.
+    parts = (tiny_model.unet, tiny_model.vae, tiny_model.pointmap_vae, tiny_model.context)
+    assert Geo4D(TINY, *parts, PredictionConfig(decode_batch_size=4)).sampler.timesteps == [999]
 
 
 def test_model_size_comes_from_the_network():
