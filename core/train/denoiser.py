@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from einops import rearrange
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..model.unet import UNet3D
 from ..model.vae import Geo4DVAE
@@ -128,7 +129,8 @@ def train_unet(
     reporter: Reporter | None = None,
     log_path: Path | None = None,
 ) -> list[dict[str, float]]:
-    """Train the UNet and the constant context [1, 77 + 16 L, context_dim] in place by v-prediction MSE.
+    """Train the UNet and the constant context [1, 77 + 16 L, context_dim] in place by v-prediction MSE,
+    ending with their moving average when config.unet_ema is set.
 
     sampling_steps: the DDIM steps the network will sample with (NetworkConfig.sampling_steps); their
     timesteps get config.inference_timestep_share of the draws. Returns the logged loss history; the log
@@ -140,6 +142,12 @@ def train_unet(
     context.requires_grad_(True)
     optimizer, schedule = make_optimizer(
         [*unet.parameters(), context], config.unet_lr, config.unet_steps, config.warmup_steps
+    )
+    trained = torch.nn.ParameterList([*unet.parameters(), context])
+    average = (
+        AveragedModel(trained, multi_avg_fn=get_ema_multi_avg_fn(config.unet_ema))
+        if config.unet_ema
+        else None
     )
     log = LossLog("unet", log_path, config.log_every)
     count = len(latents.windows)
@@ -163,6 +171,8 @@ def train_unet(
         errors = (prediction - velocity.to(device)).square().mean(dim=(1, 2, 3, 4))
         loss = errors.mean()
         optimisation_step(loss, optimizer, schedule)
+        if average is not None:
+            average.update_parameters(trained)
         high = t >= 500
         values = {"v_mse": loss.item()}
         if high.any():
@@ -170,6 +180,10 @@ def train_unet(
         log.add(step, config.unet_steps, **values)
         if reporter is not None:
             reporter.report("unet", step + 1, config.unet_steps)
+    if average is not None:
+        with torch.no_grad():
+            for parameter, averaged in zip(trained, average.module, strict=True):
+                parameter.copy_(averaged)
     unet.eval().requires_grad_(False)
     context.requires_grad_(False)
     return log.history

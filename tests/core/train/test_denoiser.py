@@ -75,3 +75,35 @@ def test_training_rescale_scales_the_clean_latents_like_the_sampler() -> None:
     assert sampler.rescale[0] == 1.0 and abs(sampler.rescale[999].item() - 0.7) < 1e-6
     assert abs(sampler.rescale[199].item() - (1.0 - 0.3 * 199 / 399)) < 1e-6
     assert TrainConfig.shipped().training_rescale is False  # the shipped model was trained without it
+
+
+def test_unet_ema_ships_the_moving_average_of_the_weights() -> None:
+    """With a decay near 1 the average barely leaves the first step's weights; without it the last step wins."""
+    network = NetworkConfig.tiny()
+    generator = torch.Generator().manual_seed(4)
+    rgb = torch.randn(1, 2, 16, 4, 8, 8, generator=generator)
+    latents = LatentSet(
+        rgb,
+        torch.full_like(rgb, 1e-3),
+        torch.randn(1, 16, 16, 8, 8, generator=generator),
+        torch.tensor([[0, 0, 0]]),
+    )
+    config = replace(TrainConfig.toy(), unet_batch=1, warmup_steps=1, unet_lr=1e-2)
+
+    def trained(steps: int, ema: float) -> torch.Tensor:
+        torch.manual_seed(4)
+        unet = UNet3D(network.unet)
+        context = torch.nn.Parameter(torch.zeros(1, 77 + 16 * 16, network.unet.context_dim))
+        train_unet(
+            unet,
+            context,
+            latents,
+            replace(config, unet_steps=steps, unet_ema=ema),
+            1.0,
+            1,
+            torch.device("cpu"),
+        )
+        return torch.cat([p.detach().flatten() for p in (*unet.parameters(), context)])
+
+    first_step, last_step, averaged = trained(1, 0.0), trained(4, 0.0), trained(4, 0.999)
+    assert (averaged - first_step).norm() < 0.05 * (last_step - first_step).norm()
