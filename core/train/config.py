@@ -23,9 +23,8 @@ class TrainConfig:
     UNet: `unet_steps` steps of `unet_batch` windows, v-prediction MSE; a fraction `inference_timestep_share`
     of the timesteps is drawn from the DDIM timesteps the pipeline samples with (the network's
     sampling_steps: t = 999 alone for tiny), the rest uniform (the shipped recipe draws them all
-    there). `unet_ema` > 0 keeps an exponential moving
-    average of the UNet and context with that decay and ships it instead of the last step's weights
-    (averaging out the noise of batches of 2 windows).
+    there). `unet_ema` > 0 keeps an exponential moving average of the UNet and context with that decay
+    and ships it instead of the last step's weights (averaging out the noise of batches of 2 windows).
     `training_rescale` multiplies the clean latents by the sampler's dynamic-rescale factor of their
     timestep, as DynamiCrafter trains (the shipped model was trained without it).
     Point-map decoder: `pointmap_steps` steps of `pointmap_batch` frames, Laplacian likelihood with the
