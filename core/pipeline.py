@@ -394,6 +394,13 @@ def _reconstruct_input(
 
     stage_start = time.perf_counter()
     predictor = WindowPredictor(model, settings)
+    own_steps = model.config.sampling_steps
+    if model.config.sampling_steps_only and predictor.steps != own_steps:
+        warnings.append(
+            f"This model was trained to sample in {own_steps} DDIM step{'s' if own_steps != 1 else ''} only; "
+            f"{predictor.steps} steps ask it for predictions it never learned and make its geometry much worse. "
+            "Set steps to 0 (the model's own)."
+        )
     with out_of_memory_as_error("predict", device, settings.decode_batch):
         predictions, window_batch = predictor.predict(network_input, plan, Reporter(progress, cancel))
     timings["predict_s"] = round(time.perf_counter() - stage_start, 3)

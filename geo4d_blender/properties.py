@@ -36,7 +36,8 @@ STEPS = IntProperty(
     description="Denoising steps per window; 0 = the model's own (1 for tiny, 5 for the published Geo4D)",
     default=0,
     min=0,
-    max=50,
+    max=1000,
+    soft_max=50,
 )
 DEVICE = EnumProperty(
     name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS

@@ -244,6 +244,8 @@ class NetworkConfig:
     picks the one closest to a video's aspect (core.video.choose_model_size). Each side must be a
     multiple of `input_stride`. sampling_steps: the DDIM steps its weights sample best with, the
     pipeline's default (the published network: 5; the embedded tiny model: 1, see its model card).
+    sampling_steps_only: the weights were trained only at the timesteps of that schedule (tiny: t = 999
+    alone), so another step count asks them for predictions they never learned; the pipeline warns.
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
@@ -253,12 +255,17 @@ class NetworkConfig:
     vae: VAEConfig = field(default_factory=VAEConfig)
     input_sizes: tuple[tuple[int, int], ...] = MODEL_SIZES
     sampling_steps: int = 5
+    sampling_steps_only: bool = False
 
     def __post_init__(self) -> None:
         self._check_input_sizes()
         if not (isinstance(self.sampling_steps, int) and 1 <= self.sampling_steps <= 1000):
             raise ValueError(
                 f"NetworkConfig.sampling_steps = {self.sampling_steps!r}: needs an integer 1..1000"
+            )
+        if not isinstance(self.sampling_steps_only, bool):
+            raise ValueError(
+                f"NetworkConfig.sampling_steps_only = {self.sampling_steps_only!r}: needs True or False"
             )
         context_dim = self.unet.context_dim
         if self.text.width != context_dim:
@@ -346,6 +353,7 @@ class NetworkConfig:
             ),
             input_sizes=TINY_INPUT_SIZES,
             sampling_steps=1,
+            sampling_steps_only=True,
         )
 
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -137,7 +137,8 @@ def run_training(
 
     weights = output / WEIGHTS_NAME
     modules = {"unet": unet, "vae": vae, "pointmap_vae": pointmap}
-    write_network_file(weights, modules, context.detach(), network, WEIGHTS_DTYPE)
+    trained = replace(network, sampling_steps_only=config.inference_timestep_share == 1.0)
+    write_network_file(weights, modules, context.detach(), trained, WEIGHTS_DTYPE)
     summary = {
         "recipe": asdict(config),
         "seeds": [config.seeds[0], config.seeds[-1]],

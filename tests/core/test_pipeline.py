@@ -176,6 +176,20 @@ def test_short_video_is_padded_with_a_warning(tmp_path, tiny_model):
     assert any("only 6 frames" in warning and "repeated" in warning for warning in result.warnings)
 
 
+def test_steps_a_model_never_learned_are_warned_about(tmp_path, tiny_model):
+    """tiny was trained at t = 999 alone (NetworkConfig.sampling_steps_only): 2 steps get a warning."""
+    video = (
+        write_synthetic(tmp_path / "short", SceneConfig(frames=16, width=64, height=64, seed=5)) / VIDEO_NAME
+    )
+    assert not any("DDIM step" in warning for warning in reconstruct(video, tiny_model, FAST).warnings)
+    result = reconstruct(video, tiny_model, replace(FAST, steps=2))
+    assert result.settings["sampling_steps"] == 2
+    assert any(
+        "trained to sample in 1 DDIM step only" in warning and "steps to 0" in warning
+        for warning in result.warnings
+    )
+
+
 def test_range_outside_the_video(synthetic_clip, tiny_model):
     with pytest.raises(Geo4DError, match="Choose a range inside the video"):
         reconstruct(synthetic_clip, tiny_model, ReconstructionSettings(start=15, end=40, size=(64, 64)))

@@ -92,3 +92,15 @@ def test_sampling_steps_travel_with_the_network() -> None:
     assert network_config_from_json(json.dumps(older)).sampling_steps == 5
     with pytest.raises(ValueError, match="sampling_steps = 0"):
         NetworkConfig(sampling_steps=0)
+
+
+def test_sampling_steps_only_travels_with_the_network() -> None:
+    """tiny's weights know t = 999 alone; the published network's every timestep (older files: False)."""
+    from geo4d.core.model.network_file import network_config_from_json, network_config_to_json
+
+    assert NetworkConfig.tiny().sampling_steps_only and not NetworkConfig.full().sampling_steps_only
+    older = json.loads(network_config_to_json(NetworkConfig.tiny()))
+    del older["sampling_steps_only"]
+    assert not network_config_from_json(json.dumps(older)).sampling_steps_only
+    with pytest.raises(ValueError, match="sampling_steps_only = 1"):
+        NetworkConfig(sampling_steps_only=1)
