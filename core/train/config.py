@@ -25,6 +25,9 @@ class TrainConfig:
     sampling_steps: t = 999 alone for tiny), the rest uniform (the shipped recipe draws them all
     there). `unet_ema` > 0 keeps an exponential moving average of the UNet and context with that decay
     and ships it instead of the last step's weights (averaging out the noise of batches of 2 windows).
+    `unet_temporal_weight` adds that multiple of the MSE of the frame-to-frame change of the prediction
+    error (core.train.denoiser.velocity_errors): the camera's motion is a small part of the latents
+    (the shipped recipe: 0; the model card has the run with 1).
     `training_rescale` multiplies the clean latents by the sampler's dynamic-rescale factor of their
     timestep, as DynamiCrafter trains (the shipped model was trained without it).
     Point-map decoder: `pointmap_steps` steps of `pointmap_batch` frames, Laplacian likelihood with the
@@ -45,6 +48,7 @@ class TrainConfig:
     unet_lr: float = 8e-4
     inference_timestep_share: float = 1.0
     unet_ema: float = 0.999
+    unet_temporal_weight: float = 0.0
     training_rescale: bool = False
     pointmap_steps: int = 300
     pointmap_batch: int = 8
@@ -88,6 +92,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ValueError(f"TrainConfig.{name} = {value!r}; expected a value in [0, 1]")
+        if not self.unet_temporal_weight >= 0:
+            raise ValueError(
+                f"TrainConfig.unet_temporal_weight = {self.unet_temporal_weight!r}; expected a weight >= 0"
+            )
         if not 0 <= self.unet_ema < 1:
             raise ValueError(
                 f"TrainConfig.unet_ema = {self.unet_ema!r}; expected 0 (off) or a decay in (0, 1)"

@@ -118,6 +118,18 @@ def noisy_and_velocity(
     return a.sqrt() * x0 + (1 - a).sqrt() * noise, a.sqrt() * noise - (1 - a).sqrt() * x0
 
 
+def velocity_errors(prediction: torch.Tensor, target: torch.Tensor, temporal_weight: float) -> torch.Tensor:
+    """[B] v-prediction loss of [B, C, L, h, w] latents: the MSE, plus temporal_weight x the MSE of the
+    frame-to-frame change: camera motion is a small part of a window's latents, and the change between
+    frames is where it shows."""
+    residual = prediction - target
+    errors = residual.square().mean(dim=(1, 2, 3, 4))
+    if temporal_weight:
+        change = residual[:, :, 1:] - residual[:, :, :-1]
+        errors = errors + temporal_weight * change.square().mean(dim=(1, 2, 3, 4))
+    return errors
+
+
 def train_unet(
     unet: UNet3D,
     context: torch.nn.Parameter,
@@ -133,8 +145,8 @@ def train_unet(
     ending with their moving average when config.unet_ema is set.
 
     sampling_steps: the DDIM steps the network will sample with (NetworkConfig.sampling_steps); their
-    timesteps get config.inference_timestep_share of the draws. Returns the logged loss history; the log
-    splits the loss at high noise (t >= 500) and low noise.
+    timesteps get config.inference_timestep_share of the draws. Returns the logged loss history ("v_mse":
+    the loss of velocity_errors, with its temporal term; "v_mse_high_t": that of the draws at t >= 500).
     """
     generator = torch.Generator().manual_seed(config.seed + 4)
     timesteps = TimestepSampler(config.inference_timestep_share, sampling_steps)
@@ -168,7 +180,7 @@ def train_unet(
             context.expand(config.unet_batch, -1, -1),
             fps.to(device),
         )
-        errors = (prediction - velocity.to(device)).square().mean(dim=(1, 2, 3, 4))
+        errors = velocity_errors(prediction, velocity.to(device), config.unet_temporal_weight)
         loss = errors.mean()
         optimisation_step(loss, optimizer, schedule)
         if average is not None:

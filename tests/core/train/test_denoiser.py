@@ -9,7 +9,13 @@ import torch
 from geo4d.core.model.config import NetworkConfig
 from geo4d.core.model.unet import UNet3D
 from geo4d.core.train.config import TrainConfig
-from geo4d.core.train.denoiser import LatentSet, TimestepSampler, noisy_and_velocity, train_unet
+from geo4d.core.train.denoiser import (
+    LatentSet,
+    TimestepSampler,
+    noisy_and_velocity,
+    train_unet,
+    velocity_errors,
+)
 
 
 def test_velocity_targets_on_the_zero_terminal_snr_schedule() -> None:
@@ -107,3 +113,15 @@ def test_unet_ema_ships_the_moving_average_of_the_weights() -> None:
 
     first_step, last_step, averaged = trained(1, 0.0), trained(4, 0.0), trained(4, 0.999)
     assert (averaged - first_step).norm() < 0.05 * (last_step - first_step).norm()
+
+
+def test_the_temporal_term_weighs_the_error_of_the_change_between_frames() -> None:
+    """An error that every frame shares costs the plain MSE; one that flips sign from frame to frame
+    (a wrong motion) costs 1 + 4 x the weight times as much."""
+    target = torch.randn(2, 16, 16, 4, 4, generator=torch.Generator().manual_seed(5))
+    steady = target + 0.1
+    flipping = target + 0.1 * (-1.0) ** torch.arange(16).view(1, 1, -1, 1, 1)
+    for weight in (0.0, 0.5):
+        torch.testing.assert_close(velocity_errors(steady, target, weight), torch.full((2,), 0.01))
+    torch.testing.assert_close(velocity_errors(flipping, target, 0.0), torch.full((2,), 0.01))
+    torch.testing.assert_close(velocity_errors(flipping, target, 0.5), torch.full((2,), 0.01 * (1 + 0.5 * 4)))

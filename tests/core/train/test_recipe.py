@@ -45,6 +45,8 @@ def test_bad_training_options_are_refused(tmp_path) -> None:
         TrainConfig(scenes=5000)
     with pytest.raises(ValueError, match="unet_ema = 1.0"):
         TrainConfig(unet_ema=1.0)
+    with pytest.raises(ValueError, match="unet_temporal_weight = -1.0"):
+        TrainConfig(unet_temporal_weight=-1.0)
     with pytest.raises(ValueError, match="'huge'"):
         TrainConfig.preset("huge")
     assert main(COMMANDS, ["train", "-o", str(tmp_path), "--preset", "toy", "--scenes", "0"]) == 1
