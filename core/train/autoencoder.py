@@ -205,15 +205,21 @@ def finetune_pointmap_decoder(
 def reconstruction_error(
     vae: Geo4DVAE, scenes: SceneSet, config: TrainConfig, device: torch.device
 ) -> dict[str, float]:
-    """Mean absolute error of encode-decode (posterior mean) per modality on a few windows, for the log."""
+    """Mean absolute error of encode-decode (posterior mean) per modality and of the RGB frames on a few
+    windows, for the log: the RGB error bounds what the UNet can see of each frame."""
     rng = np.random.default_rng(config.seed + 3)
-    errors = torch.zeros(4)
+    errors = torch.zeros(5)
     count = max(1, min(4, config.scenes))
     with torch.no_grad():
         for _ in range(count):
-            maps = window_targets(scenes, *random_window(scenes, config.window_step, rng)).to(device)
+            scene, start, flip = random_window(scenes, config.window_step, rng)
+            maps = window_targets(scenes, scene, start, flip)
+            rgb = rgb_images(scenes.rgb[scene, start : start + WINDOW], flip)
+            images = torch.cat([maps, rgb[None]]).to(device)  # [5, L, 3, H, W]
             with mixed_precision(device):
-                decoded = vae.decode(vae.encode(maps.flatten(0, 1)).mean).float().unflatten(0, maps.shape[:2])
-            errors += (decoded - maps).abs().mean(dim=(1, 2, 3, 4)).cpu()
-    names = ("point_map", "ray_direction", "ray_moment", "disparity")
+                decoded = (
+                    vae.decode(vae.encode(images.flatten(0, 1)).mean).float().unflatten(0, images.shape[:2])
+                )
+            errors += (decoded - images).abs().mean(dim=(1, 2, 3, 4)).cpu()
+    names = ("point_map", "ray_direction", "ray_moment", "disparity", "rgb")
     return {name: round(float(value) / count, 5) for name, value in zip(names, errors, strict=True)}

@@ -105,7 +105,7 @@ def run_training(
     histories = {"vae": train_vae(vae, scenes, config, torch_device, reporter, log_path)}
     standardise_latents(vae, scenes, config, torch_device)
     vae_errors = reconstruction_error(vae, scenes, config, torch_device)
-    logger.info("VAE reconstruction error (L1 per modality): %s", vae_errors)
+    logger.info("VAE reconstruction error (L1 per modality and of RGB frames): %s", vae_errors)
     lap("vae")
 
     latents = encode_windows(vae, scenes, config, torch_device, reporter)

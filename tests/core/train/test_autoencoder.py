@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from geo4d.core.model.config import NetworkConfig
+from geo4d.core.model.network_file import load_network_file
 from geo4d.core.model.vae import Geo4DVAE
 from geo4d.core.train.autoencoder import (
     finetune_pointmap_decoder,
     laplace_nll,
     pointmap_vae_from,
+    reconstruction_error,
     standardise_latents,
     train_vae,
     vae_batch,
@@ -23,6 +26,7 @@ from geo4d.core.train.config import TrainConfig
 from geo4d.core.train.data import SceneSet, render_scenes
 
 CPU = torch.device("cpu")
+SHIPPED = Path(__file__).parents[3] / "core" / "weights" / "geo4d-tiny.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +44,17 @@ def test_a_few_vae_steps_reduce_the_reconstruction_loss(scenes: SceneSet, tmp_pa
     assert history[-1]["l1"] < 0.8 * history[0]["l1"]
     assert len(log.read_text().splitlines()) == 3
     assert not any(p.requires_grad for p in vae.parameters())
+
+
+def test_reconstruction_error_reports_every_modality_and_the_rgb_frames(scenes: SceneSet) -> None:
+    torch.manual_seed(0)
+    config = TrainConfig.toy()
+    untrained = reconstruction_error(Geo4DVAE(NetworkConfig.tiny().vae), scenes, config, CPU)
+    trained = reconstruction_error(
+        load_network_file(SHIPPED, "cpu", torch.float32)[1]["vae"], scenes, config, CPU
+    )
+    assert list(trained) == ["point_map", "ray_direction", "ray_moment", "disparity", "rgb"]
+    assert all(trained[name] < untrained[name] for name in trained), (trained, untrained)
 
 
 def test_vae_batches_are_whole_images_unless_a_crop_is_asked_for() -> None:
