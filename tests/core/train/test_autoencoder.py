@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import torch
 from geo4d.core.model.config import NetworkConfig
 from geo4d.core.model.network_file import load_network_file
 from geo4d.core.model.vae import Geo4DVAE
+from geo4d.core.models import TINY_WEIGHTS
 from geo4d.core.train.autoencoder import (
     finetune_pointmap_decoder,
     laplace_nll,
@@ -26,7 +26,6 @@ from geo4d.core.train.config import TrainConfig
 from geo4d.core.train.data import SceneSet, render_scenes
 
 CPU = torch.device("cpu")
-SHIPPED = Path(__file__).parents[3] / "core" / "weights" / "geo4d-tiny.safetensors"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_reconstruction_error_reports_every_modality_and_the_rgb_frames(scenes: 
     config = TrainConfig.toy()
     untrained = reconstruction_error(Geo4DVAE(NetworkConfig.tiny().vae), scenes, config, CPU)
     trained = reconstruction_error(
-        load_network_file(SHIPPED, "cpu", torch.float32)[1]["vae"], scenes, config, CPU
+        load_network_file(TINY_WEIGHTS, "cpu", torch.float32)[1]["vae"], scenes, config, CPU
     )
     assert list(trained) == ["point_map", "ray_direction", "ray_moment", "disparity", "rgb"]
     assert all(trained[name] < untrained[name] for name in trained), (trained, untrained)
