@@ -3,7 +3,8 @@
 Layout of a result folder:
     reconstruction.json   format and version, source video and frame indices, fps, depth-map size,
                           intrinsics fx fy cx cy (pixels of that size), camera_to_world per frame
-                          (OpenCV axes, one world frame), settings, timings, warnings
+                          (OpenCV axes, one world frame), settings, timings, warnings; its schema is
+                          core.result_description, which both the writer and every reader go through
     frames/NNNNNN.ply     per frame: world x y z, the video's 8-bit red green blue, confidence
     depth.npz             depth [T, H, W] float32 (camera z, 0 where there is no point),
                           confidence [T, H, W] float32, color [T, H, W, 3] uint8
@@ -23,27 +24,17 @@ import numpy as np
 from .camera import transform_points, unproject_depth
 from .errors import Geo4DError
 from .ply import read_points, write_points
+from .result_description import (
+    FRAMES_DIR,
+    JSON_NAME,
+    Intrinsics,
+    PointOptions,
+    ResultDescription,
+    frame_file_name,
+    parse_description,
+)
 
-FORMAT_NAME = "geo4d-reconstruction"
-FORMAT_VERSION = 1
-JSON_NAME = "reconstruction.json"
 DEPTH_NAME = "depth.npz"
-FRAMES_DIR = "frames"
-
-
-def frame_file_name(index: int) -> str:
-    """Relative path of the PLY of the index-th frame of a result."""
-    return f"{FRAMES_DIR}/{index:06d}.ply"
-
-
-@dataclass
-class Intrinsics:
-    """Pinhole intrinsics in pixels of the depth maps; the pixel-centre convention of core.camera."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
 
 
 @dataclass
@@ -166,7 +157,33 @@ class Reconstruction:
             raise
         return folder
 
+    def description(
+        self, min_confidence: float = 0.0, max_points_per_frame: int | None = None
+    ) -> ResultDescription:
+        """What reconstruction.json says of this result saved with these point options.
+
+        Raises ValueError naming the field (as the file spells it) that breaks the result schema.
+        """
+        return ResultDescription(
+            source_video=self.source_video,
+            source_frames=self.source_frames.tolist(),
+            fps=self.fps,
+            width=self.width,
+            height=self.height,
+            intrinsics=self.intrinsics,
+            camera_to_world=self.camera_to_world,
+            frames=[frame_file_name(i) for i in range(self.num_frames)],
+            points=PointOptions(min_confidence, max_points_per_frame),
+            settings=self.settings,
+            timings=self.timings,
+            warnings=self.warnings,
+        )
+
     def _write(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
+        try:
+            description = self.description(min_confidence, max_points_per_frame)
+        except ValueError as error:
+            raise Geo4DError(f"The result cannot be saved: {error}.") from error
         (folder / FRAMES_DIR).mkdir()
         for index in range(self.num_frames):
             write_points(
@@ -174,23 +191,7 @@ class Reconstruction:
                 *self.frame_points(index, min_confidence, max_points_per_frame),
             )
         np.savez(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
-        k = self.intrinsics
-        description = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "source": {"video": self.source_video, "frames": self.source_frames.tolist()},
-            "fps": float(self.fps),
-            "width": self.width,
-            "height": self.height,
-            "intrinsics": {"fx": float(k.fx), "fy": float(k.fy), "cx": float(k.cx), "cy": float(k.cy)},
-            "camera_to_world": self.camera_to_world.tolist(),
-            "frames": [frame_file_name(i) for i in range(self.num_frames)],
-            "points": {"min_confidence": min_confidence, "max_points_per_frame": max_points_per_frame},
-            "settings": self.settings,
-            "timings": self.timings,
-            "warnings": self.warnings,
-        }
-        (folder / JSON_NAME).write_text(json.dumps(description, indent=1))
+        (folder / JSON_NAME).write_text(json.dumps(description.to_json(), indent=1))
 
     @classmethod
     def load(cls, folder: str | Path) -> Reconstruction:
@@ -207,26 +208,25 @@ class Reconstruction:
             ) from error
         except (OSError, ValueError, KeyError) as error:
             raise Geo4DError(f"{depth_path} is damaged ({error}). Reconstruct again.") from error
-        frames = len(description["frames"])
-        if depth.shape != (frames, description["height"], description["width"]):
+        shape = (description.num_frames, description.height, description.width)
+        if depth.shape != shape:
             raise Geo4DError(
                 f"{depth_path} holds depth of shape {depth.shape}, but {JSON_NAME} describes "
-                f"{frames} frames of {description['width']}x{description['height']}. The result is inconsistent."
+                f"{shape[0]} frames of {shape[2]}x{shape[1]}. The result is inconsistent."
             )
-        k = description["intrinsics"]
         try:
             return cls(
-                camera_to_world=np.array(description["camera_to_world"], dtype=np.float64),
-                intrinsics=Intrinsics(k["fx"], k["fy"], k["cx"], k["cy"]),
+                camera_to_world=description.camera_to_world.copy(),
+                intrinsics=description.intrinsics,
                 depth=depth,
                 confidence=confidence,
                 color=color,
-                fps=description["fps"],
-                source_video=description["source"]["video"],
-                source_frames=np.array(description["source"]["frames"]),
-                settings=description["settings"],
-                timings=description["timings"],
-                warnings=description["warnings"],
+                fps=description.fps,
+                source_video=description.source_video,
+                source_frames=np.array(description.source_frames),
+                settings=description.settings,
+                timings=description.timings,
+                warnings=list(description.warnings),
             )
         except ValueError as error:
             raise Geo4DError(f"{folder / JSON_NAME} is inconsistent: {error}") from error
@@ -243,8 +243,8 @@ def _current_umask() -> int:
     return mask
 
 
-def read_description(folder: str | Path) -> dict:
-    """The parsed reconstruction.json of a result folder, with its frame files checked to exist.
+def read_description(folder: str | Path) -> ResultDescription:
+    """The validated reconstruction.json of a result folder, with its frame files checked to exist.
 
     This is all the Blender importer needs besides the PLY files: it never loads the dense maps.
     """
@@ -253,45 +253,17 @@ def read_description(folder: str | Path) -> dict:
     if not folder.is_dir():
         raise Geo4DError(f"{folder} is not a folder. Give the folder that holds {JSON_NAME}.")
     try:
-        description = json.loads(path.read_text())
+        text = path.read_bytes()
     except FileNotFoundError as error:
         raise Geo4DError(f"{folder} is not a Geo4D result: {JSON_NAME} is missing.") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Geo4DError(f"{path} is damaged and cannot be parsed ({error}).") from error
-    if not isinstance(description, dict) or description.get("format") != FORMAT_NAME:
-        raise Geo4DError(f"{path} is not a Geo4D reconstruction (its 'format' is not '{FORMAT_NAME}').")
-    if description.get("version") != FORMAT_VERSION:
-        raise Geo4DError(
-            f"{path} has format version {description.get('version')}; this add-on reads version {FORMAT_VERSION}. "
-            "Update the add-on or reconstruct again."
-        )
-    required = (
-        "source",
-        "fps",
-        "width",
-        "height",
-        "intrinsics",
-        "camera_to_world",
-        "frames",
-        "settings",
-        "timings",
-        "warnings",
-    )
-    missing = [key for key in required if key not in description]
-    if missing:
-        raise Geo4DError(f"{path} lacks the entries {', '.join(missing)}.")
-    frames = description["frames"]
-    if len(description["camera_to_world"]) != len(frames) or len(description["source"]["frames"]) != len(
-        frames
-    ):
-        raise Geo4DError(
-            f"{path} is inconsistent: {len(frames)} frame files, {len(description['camera_to_world'])} cameras and "
-            f"{len(description['source']['frames'])} source frame indices."
-        )
-    absent = [name for name in frames if not (folder / name).is_file()]
+    except OSError as error:
+        raise Geo4DError(f"{path} is damaged and cannot be parsed ({error.strerror}).") from error
+    description = parse_description(text, path)
+    absent = [name for name in description.frames if not (folder / name).is_file()]
     if absent:
         raise Geo4DError(
-            f"{folder} is incomplete: {len(absent)} of {len(frames)} frame files are missing (first: {absent[0]})."
+            f"{folder} is incomplete: {len(absent)} of {description.num_frames} frame files are missing "
+            f"(first: {absent[0]}). Reconstruct again."
         )
     return description
 

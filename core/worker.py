@@ -85,13 +85,13 @@ def result_summary(folder: Path) -> dict:
 
     description = read_description(folder)
     return {
-        "frames": len(description["frames"]),
-        "source_frames": [description["source"]["frames"][0], description["source"]["frames"][-1]],
-        "width": description["width"],
-        "height": description["height"],
-        "focal_px": description["intrinsics"]["fx"],
-        "timings": description["timings"],
-        "warnings": description["warnings"],
+        "frames": description.num_frames,
+        "source_frames": [description.source_frames[0], description.source_frames[-1]],
+        "width": description.width,
+        "height": description.height,
+        "focal_px": description.intrinsics.fx,
+        "timings": description.timings,
+        "warnings": list(description.warnings),
     }
 
 

@@ -126,18 +126,15 @@ class ProgressBar:
 
 def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     """The one-screen report of a written result: frames, focal, path length, stage times, warnings."""
-    import numpy as np
-
     from ..camera import lens_from_focal
     from ..metrics import path_length
     from ..result import read_description
 
     description = read_description(folder)
-    width, height = description["width"], description["height"]
-    focal = description["intrinsics"]["fx"]
-    cameras = np.asarray(description["camera_to_world"], dtype=np.float64)
-    source = description["source"]["frames"]
-    timings = description["timings"]
+    width, height = description.width, description.height
+    focal = description.intrinsics.fx
+    source = description.source_frames
+    timings = description.timings
     stage_times = [
         f"{stage} {timings[f'{stage}_s']:.1f} s"
         for stage in ("load", "decode", "predict", "align")
@@ -146,19 +143,19 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     save_seconds = bar.seconds("save")
     if save_seconds is not None:
         stage_times.append(f"save {save_seconds:.1f} s")
-    settings = description["settings"]
+    settings = description.settings
     lines = [
         f"Result: {folder}",
         f"  frames     {len(source)} (source frames {source[0]}-{source[-1]}) at {width}x{height}, "
         f"{settings.get('windows', '?')} windows of {settings.get('sampling_steps', '?')} DDIM steps, "
-        f"{description['fps']:.3g} fps",
+        f"{description.fps:.3g} fps",
         f"  focal      {focal:.1f} px = {focal / max(width, height):.3f} x the long side "
         f"({lens_from_focal(focal, width, height, 36.0):.1f} mm on a 36 mm sensor)",
-        f"  path       {path_length(cameras):.3f} (scene units: median depth = 1)",
+        f"  path       {path_length(description.camera_to_world):.3f} (scene units: median depth = 1)",
         f"  model      {settings.get('model')} on {settings.get('device')} ({settings.get('dtype')})",
         f"  times      {', '.join(stage_times)}; total {wall_seconds:.1f} s",
     ]
-    warnings = description["warnings"]
+    warnings = description.warnings
     lines.append(f"  warnings   {len(warnings) or 'none'}")
     lines += [f"    - {warning}" for warning in warnings[:8]]
     if len(warnings) > 8:

@@ -100,7 +100,7 @@ def test_end_to_end_writes_a_complete_result(finished_run, synthetic_clip):
     assert settings["reconstruction"]["steps"] == 1 and settings["reconstruction"]["size"] == [64, 64]
     assert settings["windows"] == 2 and settings["window_batch"] == 2 and settings["device"] == "cpu"
     assert all(len(read_frame_points(folder, i)) <= 500 for i in range(20))
-    assert len(read_description(folder)["frames"]) == 20
+    assert read_description(folder).num_frames == 20
 
 
 def test_progress_events_follow_the_stages(finished_run):
@@ -387,10 +387,10 @@ def test_phone_video_through_the_command_line_with_a_published_format_checkpoint
     )
     assert done.returncode == 0, done.stderr[-3000:]
     description = read_description(output)
-    assert len(description["frames"]) == 16
-    assert description["height"] > description["width"]  # portrait, from the rotation metadata
-    assert (description["width"], description["height"])[::-1] in TINY.input_sizes
-    assert description["settings"]["video"] == {"width": 1080, "height": 1920, "rotation": 270, "fps": 30.0}
+    assert description.num_frames == 16
+    assert description.height > description.width  # portrait, from the rotation metadata
+    assert (description.width, description.height)[::-1] in TINY.input_sizes
+    assert description.settings["video"] == {"width": 1080, "height": 1920, "rotation": 270, "fps": 30.0}
     for label in ("frames     16", "focal", "path", "times", "predict", "warnings"):
         assert label in done.stdout
     assert "predict" in done.stderr  # the progress bar
@@ -415,8 +415,8 @@ def test_phone_video_with_the_shipped_tiny_model(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     description = read_description(tmp_path / "result")
-    assert len(description["frames"]) == 16 and description["height"] > description["width"]
-    assert description["intrinsics"]["fx"] > 0
+    assert description.num_frames == 16 and description.height > description.width
+    assert description.intrinsics.fx > 0
     # The default steps are the shipped model's own: one DDIM step (core/weights/MODEL_CARD.md).
-    assert description["settings"]["reconstruction"]["steps"] == 0
-    assert description["settings"]["sampling_steps"] == 1
+    assert description.settings["reconstruction"]["steps"] == 0
+    assert description.settings["sampling_steps"] == 1

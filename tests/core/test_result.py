@@ -10,6 +10,7 @@ from geo4d.core.camera import invert_rigid, project_points, transform_points
 from geo4d.core.errors import Geo4DError
 from geo4d.core.ply import read_points
 from geo4d.core.result import Intrinsics, Reconstruction, read_description, read_frame_points
+from geo4d.core.result_description import PointOptions
 
 
 def make_reconstruction(frames: int = 3, height: int = 6, width: int = 8, seed: int = 0) -> Reconstruction:
@@ -77,10 +78,9 @@ def test_point_limit_and_confidence_threshold(tmp_path):
     for index in range(result.num_frames):
         points = read_frame_points(tmp_path / "result", index)
         assert len(points) == 7 and (points["confidence"] >= 0.5).all()
-    assert read_description(tmp_path / "result")["points"] == {
-        "min_confidence": 0.5,
-        "max_points_per_frame": 7,
-    }
+    assert read_description(tmp_path / "result").points == PointOptions(0.5, 7)
+    stored = json.loads((tmp_path / "result" / "reconstruction.json").read_text())
+    assert stored["points"] == {"min_confidence": 0.5, "max_points_per_frame": 7}
 
 
 def test_saving_replaces_a_previous_result_but_never_a_foreign_folder(tmp_path):
@@ -145,7 +145,7 @@ def test_frame_count_disagreeing_with_the_files_is_reported(tmp_path):
     description = json.loads((folder / "reconstruction.json").read_text())
     description["camera_to_world"] = description["camera_to_world"][:2]
     (folder / "reconstruction.json").write_text(json.dumps(description))
-    with pytest.raises(Geo4DError, match="3 frame files, 2 cameras"):
+    with pytest.raises(Geo4DError, match="camera_to_world has 2 entries but frames has 3"):
         read_description(folder)
 
 
