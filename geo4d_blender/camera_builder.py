@@ -12,6 +12,7 @@ from mathutils import Matrix
 from .blend_paths import blend_path
 from .core.camera import blender_camera_matrix, lens_from_focal, lens_shift
 from .core.errors import Geo4DError
+from .core.result_description import ResultDescription
 from .import_options import ImportOptions
 from .owned_data import ROLE_TAG, OwnedData
 
@@ -21,33 +22,38 @@ logger = logging.getLogger(__name__)
 _SQUARE_PIXEL_TOLERANCE = 1e-6
 
 
-def check_intrinsics(description: dict, path: Path) -> None:
-    """Refuse intrinsics the Blender camera cannot reproduce exactly: non-square pixels."""
-    k = description["intrinsics"]
-    try:
-        fx, fy, cx, cy = (float(k[name]) for name in ("fx", "fy", "cx", "cy"))
-    except (KeyError, TypeError, ValueError) as error:
+def check_intrinsics(description: ResultDescription, path: Path) -> None:
+    """Refuse what the Blender camera cannot reproduce exactly: non-square pixels, a lens below Blender's
+    shortest, a resolution below Blender's smallest (Blender would clamp them without a word)."""
+    k = description.intrinsics
+    if abs(k.fx - k.fy) > _SQUARE_PIXEL_TOLERANCE * k.fx:
         raise Geo4DError(
-            f"{path} has unreadable intrinsics {k!r}: it needs numbers fx, fy, cx, cy."
-        ) from error
-    if not np.isfinite([fx, fy, cx, cy]).all() or fx <= 0:
-        raise Geo4DError(f"{path} has invalid intrinsics {k}: they must be finite with a positive focal.")
-    if abs(fx - fy) > _SQUARE_PIXEL_TOLERANCE * fx:
-        raise Geo4DError(
-            f"{path} has fx={fx} and fy={fy}: the importer needs one positive focal length "
+            f"{path} has fx={k.fx} and fy={k.fy}: the importer needs one positive focal length "
             "(square pixels). Reconstruct with a shared focal."
+        )
+    camera = bpy.types.Camera.bl_rna.properties
+    lens = lens_from_focal(k.fx, description.width, description.height, camera["sensor_width"].default)
+    if lens < camera["lens"].hard_min:
+        raise Geo4DError(
+            f"{path} has intrinsics.fx={k.fx}, a lens of {lens:.3g} mm: below Blender's shortest, "
+            f"{camera['lens'].hard_min:g} mm (a field of view near 180 degrees). Fix the file or reconstruct again."
+        )
+    smallest = bpy.types.RenderSettings.bl_rna.properties["resolution_x"].hard_min
+    if min(description.width, description.height) < smallest:
+        raise Geo4DError(
+            f"{path} describes {description.width}x{description.height} pixels; Blender renders at least "
+            f"{smallest} pixels a side. Reconstruct at a larger size."
         )
 
 
-def camera_matrices(description: dict, world: np.ndarray) -> np.ndarray:
+def camera_matrices(description: ResultDescription, world: np.ndarray) -> np.ndarray:
     """Blender matrix_world of every frame's camera [T, 4, 4], after the world change `world` [4, 4]."""
-    camera_to_world = np.asarray(description["camera_to_world"], dtype=np.float64)
-    return world @ blender_camera_matrix(camera_to_world)
+    return world @ blender_camera_matrix(description.camera_to_world)
 
 
 def build_camera(
     name: str,
-    description: dict,
+    description: ResultDescription,
     folder: Path,
     world: np.ndarray,
     clip_range: tuple[float, float],
@@ -58,12 +64,12 @@ def build_camera(
 
     clip_range: (clip_start, clip_end) in scene units, chosen from the scene's extent.
     """
-    width, height = description["width"], description["height"]
-    k = description["intrinsics"]
+    width, height = description.width, description.height
+    k = description.intrinsics
     data = owned.add(bpy.data.cameras.new(name), name)
     data.sensor_fit = "AUTO"
-    data.lens = lens_from_focal(k["fx"], width, height, data.sensor_width)
-    data.shift_x, data.shift_y = lens_shift(k["cx"], k["cy"], width, height)
+    data.lens = lens_from_focal(k.fx, width, height, data.sensor_width)
+    data.shift_x, data.shift_y = lens_shift(k.cx, k.cy, width, height)
     data.clip_start, data.clip_end = clip_range
     camera = owned.add(bpy.data.objects.new(name, data), name)
     camera[ROLE_TAG] = "camera"
@@ -105,11 +111,15 @@ def _key_poses(
 
 
 def _add_footage(
-    data: bpy.types.Camera, description: dict, folder: Path, options: ImportOptions, owned: OwnedData
+    data: bpy.types.Camera,
+    description: ResultDescription,
+    folder: Path,
+    options: ImportOptions,
+    owned: OwnedData,
 ) -> list[str]:
     """Show the source video behind the camera view, timed so that frame F + k shows result frame k."""
-    video = description["source"].get("video")
-    if not video:
+    video = description.source_video
+    if video is None:
         return []
     path = (folder / video).resolve()
     if not path.is_file():
@@ -121,7 +131,7 @@ def _add_footage(
             f"Blender cannot open the source video {path} ({error}); the camera has no background footage."
         ]
     clip.filepath = blend_path(path, options.relative_to)
-    source_frames = np.asarray(description["source"]["frames"], dtype=np.int64)
+    source_frames = np.asarray(description.source_frames, dtype=np.int64)
     # Clip frame 1 shows at scene frame clip.frame_start; source frame s (0-based) is clip frame s + 1.
     clip.frame_start = options.frame_start - int(source_frames[0])
     warnings = []

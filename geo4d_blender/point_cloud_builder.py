@@ -13,6 +13,7 @@ from numpy.lib.recfunctions import structured_to_unstructured
 from .blend_paths import blend_folder_path
 from .core.errors import Geo4DError
 from .core.result import read_frame_points
+from .core.result_description import ResultDescription
 from .import_options import ImportOptions
 from .owned_data import ROLE_TAG, OwnedData
 from .point_nodes import (
@@ -29,9 +30,9 @@ logger = logging.getLogger(__name__)
 FRAMES_MODIFIER = "Geo4D frames"
 
 
-def check_frame_files(description: dict, path: Path) -> None:
+def check_frame_files(description: ResultDescription, path: Path) -> None:
     """The streamed mode finds frame k's file by its number: the files must follow the standard names."""
-    for index, name in enumerate(description["frames"]):
+    for index, name in enumerate(description.frames):
         if name != FRAME_FILE_FORMAT.format(index=index):
             raise Geo4DError(
                 f"{path} lists frame file {name!r} for frame {index}, expected "
@@ -53,7 +54,7 @@ def read_all_points(folder: Path, frame_count: int) -> list[np.ndarray]:
 
 def build_point_cloud(
     name: str,
-    description: dict,
+    description: ResultDescription,
     folder: Path,
     world: np.ndarray,
     camera: bpy.types.Object,
@@ -80,9 +81,9 @@ def build_point_cloud(
     inputs = {
         "Folder": blend_folder_path(folder, options.relative_to),
         "First Frame": options.frame_start,
-        "Frame Count": len(description["frames"]),
+        "Frame Count": description.num_frames,
         "Camera": camera,
-        "Focal": float(description["intrinsics"]["fx"]),
+        "Focal": description.intrinsics.fx,
         "Point Size": options.point_size,
         "Point Radius": options.point_radius,
     }

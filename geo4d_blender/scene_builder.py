@@ -17,6 +17,7 @@ from .camera_builder import build_camera, check_intrinsics
 from .core.camera import blender_world_from
 from .core.errors import Geo4DError
 from .core.result import JSON_NAME, read_description, read_frame_points
+from .core.result_description import ResultDescription
 from .import_options import MAX_FRAME, ImportOptions
 from .owned_data import OwnedData, find_owned, remove_blocks
 from .point_cloud_builder import build_point_cloud, check_frame_files, read_all_points
@@ -54,16 +55,14 @@ def import_result(
     folder = Path(result_key(folder))
     description = read_description(folder)
     json_path = folder / JSON_NAME
-    frame_count = len(description["frames"])
-    if frame_count == 0:
-        raise Geo4DError(f"{json_path} lists no frames. Reconstruct again.")
+    frame_count = description.num_frames
     if options.frame_start + frame_count - 1 > MAX_FRAME:
         raise Geo4DError(
             f"Frames {options.frame_start}..{options.frame_start + frame_count - 1} pass Blender's "
             f"last frame {MAX_FRAME}. Choose an earlier start frame."
         )
     check_intrinsics(description, json_path)
-    camera_to_world = _camera_matrices(description, json_path)
+    camera_to_world = description.camera_to_world
     if options.storage == "STREAMED":
         check_frame_files(description, json_path)
         frames = None
@@ -106,26 +105,6 @@ def import_result(
     return ImportedResult(camera=camera, points=points, collection=collection, warnings=warnings)
 
 
-def _camera_matrices(description: dict, path: Path) -> np.ndarray:
-    """camera_to_world as [T, 4, 4] float64, with the image size and fps checked alongside."""
-    try:
-        matrices = np.asarray(description["camera_to_world"], dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise Geo4DError(
-            f"{path}: camera_to_world is not a list of 4x4 number matrices ({error})."
-        ) from error
-    if matrices.shape != (len(description["frames"]), 4, 4) or not np.isfinite(matrices).all():
-        raise Geo4DError(
-            f"{path}: camera_to_world must hold one finite 4x4 matrix per frame; found shape {matrices.shape}."
-        )
-    size = (description["width"], description["height"])
-    if not all(isinstance(value, int) and value > 0 for value in size):
-        raise Geo4DError(f"{path}: width and height must be positive integers; found {size}.")
-    if not isinstance(description["fps"], int | float) or not description["fps"] > 0:
-        raise Geo4DError(f"{path}: fps must be a positive number; found {description['fps']!r}.")
-    return matrices
-
-
 def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float, float]:
     """Camera clip distances that hold the scene: from the first frame's nearest and farthest points."""
     if len(points) == 0:
@@ -140,18 +119,17 @@ def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float,
 
 
 def _set_scene(
-    scene: bpy.types.Scene, description: dict, camera: bpy.types.Object, options: ImportOptions
+    scene: bpy.types.Scene, description: ResultDescription, camera: bpy.types.Object, options: ImportOptions
 ) -> None:
     """Resolution, fps and frame range of the footage; our camera becomes the scene camera."""
     render = scene.render
-    render.resolution_x, render.resolution_y = description["width"], description["height"]
+    render.resolution_x, render.resolution_y = description.width, description.height
     render.resolution_percentage = 100
     render.pixel_aspect_x = render.pixel_aspect_y = 1.0
-    fps = float(description["fps"])
-    render.fps = max(1, round(fps))
-    render.fps_base = render.fps / fps if fps > 0 else 1.0
+    render.fps = max(1, round(description.fps))
+    render.fps_base = render.fps / description.fps
     scene.frame_start = options.frame_start
-    scene.frame_end = options.frame_start + len(description["frames"]) - 1
+    scene.frame_end = options.frame_start + description.num_frames - 1
     scene.camera = camera
     # The footage's own colours: no tone mapping of the unlit point colours.
     scene.view_settings.view_transform = "Standard"

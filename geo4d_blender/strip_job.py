@@ -207,7 +207,7 @@ class StripJob:
 
     def _check_result(self) -> None:
         """The result must cover exactly the requested movie frames, or the timeline mapping would be wrong."""
-        source = read_description(self.folder)["source"]["frames"]
+        source = list(read_description(self.folder).source_frames)
         wanted = list(range(self.frames.movie_start, self.frames.movie_end))
         if source != wanted:
             raise Geo4DError(

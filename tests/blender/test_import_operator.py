@@ -1,6 +1,7 @@
 """The import operator, its File > Import entry and the `python -m geo4d import` command, with real files."""
 
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,18 @@ def test_operator_reports_an_error_and_builds_nothing_for_a_bad_result(registere
     counts = data_counts()
     with pytest.raises(RuntimeError, match="not a Geo4D result"):
         bpy.ops.geo4d.import_result(directory=str(tmp_path))
+    assert data_counts() == counts
+
+
+def test_operator_refuses_a_zero_camera_matrix_naming_the_field(registered, room_result):
+    folder, _ = room_result
+    path = folder / "reconstruction.json"
+    description = json.loads(path.read_text())
+    description["camera_to_world"][1] = [[0.0] * 4 for _ in range(4)]
+    path.write_text(json.dumps(description))
+    counts = data_counts()
+    with pytest.raises(RuntimeError, match=r"reconstruction.json: camera_to_world\[1\] is not a rotation"):
+        bpy.ops.geo4d.import_result(directory=str(folder))
     assert data_counts() == counts
 
 

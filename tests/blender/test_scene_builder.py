@@ -1,6 +1,7 @@
 """Importing a result into Blender: exact projection through the keyed camera, storage modes, replacement."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -138,6 +139,55 @@ def test_bad_result_raises_and_leaves_the_file_unchanged(empty_scene, room_resul
     with pytest.raises(Geo4DError, match=message):
         import_result(folder, ImportOptions(storage=storage))
     assert data_counts() == counts
+
+
+def damage_zero_camera(folder: Path) -> None:
+    path = folder / "reconstruction.json"
+    description = json.loads(path.read_text())
+    description["camera_to_world"][2] = [[0.0] * 4 for _ in range(4)]
+    path.write_text(json.dumps(description))
+
+
+def damage_bool_fps(folder: Path) -> None:
+    path = folder / "reconstruction.json"
+    description = json.loads(path.read_text())
+    description["fps"] = True
+    path.write_text(json.dumps(description))
+
+
+def scene_state(scene: bpy.types.Scene) -> tuple:
+    render = scene.render
+    return (
+        render.fps,
+        render.fps_base,
+        render.resolution_x,
+        scene.frame_start,
+        scene.frame_end,
+        scene.camera,
+    )
+
+
+@pytest.mark.parametrize(
+    ("damage", "storage", "message"),
+    [
+        (damage_zero_camera, "PACKED", r"camera_to_world\[2\] is not a rotation \(det 0,"),
+        (damage_bool_fps, "STREAMED", "fps is true; it must be a number"),
+    ],
+    ids=["zero-camera", "bool-fps"],
+)
+def test_a_schema_breach_is_refused_naming_file_and_field_with_the_scene_unchanged(
+    empty_scene, room_result, damage, storage, message
+):
+    folder, _ = room_result
+    import_result(folder, ImportOptions(frame_start=5))
+    counts, state = data_counts(), scene_state(empty_scene)
+    damage(folder)
+    with pytest.raises(
+        Geo4DError, match=re.escape(f"{folder.resolve() / 'reconstruction.json'}: ") + message
+    ):
+        import_result(folder, ImportOptions(storage=storage))
+    assert data_counts() == counts
+    assert scene_state(empty_scene) == state
 
 
 def test_a_failure_half_way_removes_everything_built_so_far(empty_scene, room_result, monkeypatch):
