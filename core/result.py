@@ -257,7 +257,7 @@ def read_description(folder: str | Path) -> ResultDescription:
     except FileNotFoundError as error:
         raise Geo4DError(f"{folder} is not a Geo4D result: {JSON_NAME} is missing.") from error
     except OSError as error:
-        raise Geo4DError(f"{path} is damaged and cannot be parsed ({error.strerror}).") from error
+        raise Geo4DError(f"{path} is damaged and cannot be parsed ({error.strerror or error}).") from error
     description = parse_description(text, path)
     absent = [name for name in description.frames if not (folder / name).is_file()]
     if absent:

@@ -190,6 +190,28 @@ def test_a_schema_breach_is_refused_naming_file_and_field_with_the_scene_unchang
     assert scene_state(empty_scene) == state
 
 
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (
+            {"intrinsics": {"fx": 0.5, "fy": 0.5, "cx": 24.0, "cy": 16.0}},
+            "a lens of 0.375 mm: below Blender's",
+        ),
+        ({"width": 3, "height": 2}, "describes 3x2 pixels; Blender renders at least 4 pixels a side"),
+    ],
+    ids=["lens-below-1mm", "resolution-below-4"],
+)
+def test_what_blender_would_clamp_silently_is_refused(empty_scene, room_result, entries, message):
+    folder, _ = room_result
+    path = folder / "reconstruction.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | entries))
+    counts, state = data_counts(), scene_state(empty_scene)
+    with pytest.raises(Geo4DError, match=message):
+        import_result(folder)
+    assert data_counts() == counts
+    assert scene_state(empty_scene) == state
+
+
 def test_a_failure_half_way_removes_everything_built_so_far(empty_scene, room_result, monkeypatch):
     folder, _ = room_result
     counts = data_counts()
