@@ -12,7 +12,8 @@ from numpy.lib.recfunctions import structured_to_unstructured
 
 from .blend_paths import blend_folder_path
 from .core.errors import Geo4DError
-from .core.result import read_frame_points
+from .core.ply import read_layout, read_points
+from .core.result import frame_file_name, read_frame_points
 from .import_options import ImportOptions
 from .owned_data import ROLE_TAG, OwnedData
 from .point_nodes import (
@@ -39,16 +40,20 @@ def check_frame_files(description: dict, path: Path) -> None:
             )
 
 
+def check_frames(folder: Path, frame_count: int, read_bodies: bool = True) -> None:
+    """Check the PLY of every frame 0..frame_count-1 in `folder`, one at a time; Geo4DError names the first bad one.
+
+    read_bodies: also read every point (finite coordinates; about 0.2 s per 10 M points from a warm disk);
+    False checks headers and file sizes only (milliseconds), which is what keeps Blender's PLY reader safe.
+    """
+    check = read_points if read_bodies else read_layout
+    for index in range(frame_count):
+        check(folder / frame_file_name(index))
+
+
 def read_all_points(folder: Path, frame_count: int) -> list[np.ndarray]:
-    """Every frame's structured point array (x y z red green blue confidence), all files checked."""
-    frames = [read_frame_points(folder, index) for index in range(frame_count)]
-    for index, points in enumerate(frames):
-        missing = {"x", "y", "z", "red", "green", "blue"} - set(points.dtype.names)
-        if missing:
-            raise Geo4DError(
-                f"{folder} frame {index}: the PLY lacks {', '.join(sorted(missing))}. Reconstruct again."
-            )
-    return frames
+    """Every frame's structured point array (x y z red green blue, optionally confidence), all files checked."""
+    return [read_frame_points(folder, index) for index in range(frame_count)]
 
 
 def build_point_cloud(

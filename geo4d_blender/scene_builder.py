@@ -19,7 +19,7 @@ from .core.errors import Geo4DError
 from .core.result import JSON_NAME, read_description, read_frame_points
 from .import_options import MAX_FRAME, ImportOptions
 from .owned_data import OwnedData, find_owned, remove_blocks
-from .point_cloud_builder import build_point_cloud, check_frame_files, read_all_points
+from .point_cloud_builder import build_point_cloud, check_frame_files, check_frames, read_all_points
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def import_result(
     camera_to_world = _camera_matrices(description, json_path)
     if options.storage == "STREAMED":
         check_frame_files(description, json_path)
+        check_frames(folder, frame_count)
         frames = None
         first_points = read_frame_points(folder, 0)
     else:
