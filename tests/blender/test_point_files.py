@@ -8,8 +8,11 @@ import bpy
 import numpy as np
 import pytest
 from inspect_scene import data_counts, our_object
+from movie_strips import add_movie_strip, write_clip
 
+import geo4d
 from geo4d.core.errors import Geo4DError
+from geo4d.core.ply import read_points
 from geo4d.core.result import frame_file_name
 from geo4d.import_options import ImportOptions
 from geo4d.result_cache import cached_result_matches, record_job
@@ -96,3 +99,18 @@ def test_a_cached_result_with_a_damaged_frame_is_not_reused(room_result, caplog)
     assert cached_result_matches(folder, fingerprint)
     set_nan(path)
     assert not cached_result_matches(folder, fingerprint)
+
+
+@pytest.mark.slow
+def test_rerunning_over_a_damaged_cached_frame_writes_a_fresh_result(scene, tmp_path, tiny_model):
+    strip = add_movie_strip(scene, write_clip(tmp_path / "clip", frames=8))
+    folder = tmp_path / "result"
+    settings = {"model": tiny_model, "result_folder": str(folder), "steps": 1, "size": (64, 64)}
+    geo4d.reconstruct_strip(scene, strip.name, **settings)
+    path = folder / frame_file_name(DAMAGED_FRAME)
+    replace_count(path, "-1")
+    geo4d.reconstruct_strip(scene, strip.name, **settings)
+    assert not scene.geo4d.last_summary.endswith("cached result")
+    assert len(read_points(path)) > 0
+    geo4d.reconstruct_strip(scene, strip.name, **settings)
+    assert scene.geo4d.last_summary.endswith("cached result")
