@@ -112,7 +112,8 @@ def write_points(path: Path, xyz: np.ndarray, rgb: np.ndarray, confidence: np.nd
         )
     if len(xyz) > MAX_POINTS:
         raise Geo4DError(
-            f"Refusing to write {path}: {len(xyz)} points exceed the limit of {MAX_POINTS} per frame."
+            f"Refusing to write {path}: {len(xyz)} points exceed the limit of {MAX_POINTS} per frame. "
+            "Set a limit on the points per frame."
         )
     records = np.empty(len(xyz), dtype=POINT_DTYPE)
     records["x"], records["y"], records["z"] = xyz.T

@@ -31,7 +31,7 @@ def _modifier_inputs(modifier: bpy.types.NodesModifier) -> dict:
     }
 
 
-def _streamed_frames(obj: bpy.types.Object) -> bpy.types.NodesModifier | None:
+def _streamed_frames_modifier(obj: bpy.types.Object) -> bpy.types.NodesModifier | None:
     """The frames modifier of one of our streamed point clouds in this file, else None."""
     if obj.get(ROLE_TAG) != "points" or obj.library is not None:
         return None
@@ -62,7 +62,7 @@ def check_streamed_clouds() -> list[str]:
     """Check every streamed cloud of the open file; turn off those with a bad file. Returns the problems."""
     problems = []
     for obj in bpy.data.objects:
-        modifier = _streamed_frames(obj)
+        modifier = _streamed_frames_modifier(obj)
         if modifier is None:
             continue
         problem = _problem(modifier)
