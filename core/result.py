@@ -104,7 +104,8 @@ class Reconstruction:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """World points of one frame: xyz [N, 3] float32, rgb [N, 3] uint8, confidence [N] float32.
 
-        With max_points, an evenly spaced subset of the valid pixels in raster order is kept.
+        With max_points, an evenly spaced subset of the valid pixels in raster order is kept. A pixel whose
+        world point is not finite in float32 (broken intrinsics, depth or pose overflowing) carries no point.
         """
         k = self.intrinsics
         rows, cols = np.nonzero(_carries_point(self.depth[index], self.confidence[index], min_confidence))
@@ -113,9 +114,12 @@ class Reconstruction:
             rows, cols = rows[keep], cols[keep]
         depth = self.depth[index, rows, cols].astype(np.float64)
         u, v = cols + 0.5, rows + 0.5
-        camera = np.stack([(u - k.cx) / k.fx * depth, (v - k.cy) / k.fy * depth, depth], axis=-1)
-        world = transform_points(self.camera_to_world[index], camera).astype(np.float32)
-        return world, self.color[index, rows, cols], self.confidence[index, rows, cols]
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            camera = np.stack([(u - k.cx) / k.fx * depth, (v - k.cy) / k.fy * depth, depth], axis=-1)
+            world = transform_points(self.camera_to_world[index], camera).astype(np.float32)
+        finite = np.isfinite(world).all(axis=1)
+        rows, cols = rows[finite], cols[finite]
+        return world[finite], self.color[index, rows, cols], self.confidence[index, rows, cols]
 
     def world_points(self) -> np.ndarray:
         """[T, H, W, 3] world points of every pixel (meaningless where valid_mask is False)."""

@@ -125,11 +125,18 @@ def _add_footage(
     if not path.is_file():
         return [f"The source video {path} is missing; the camera has no background footage."]
     try:
-        clip = owned.add(bpy.data.movieclips.load(str(path)), path.name)
+        clip = bpy.data.movieclips.load(str(path))
     except RuntimeError as error:
         return [
             f"Blender cannot open the source video {path} ({error}); the camera has no background footage."
         ]
+    # Blender loads any file as a clip; one it cannot decode has no frames (and a placeholder size).
+    if clip.frame_duration <= 0 or 0 in clip.size:
+        bpy.data.movieclips.remove(clip)
+        return [
+            f"Blender cannot read frames from the source video {path}; the camera has no background footage."
+        ]
+    owned.add(clip, path.name)
     clip.filepath = blend_path(path, options.relative_to)
     source_frames = np.asarray(description.source_frames, dtype=np.int64)
     # Clip frame 1 shows at scene frame clip.frame_start; source frame s (0-based) is clip frame s + 1.

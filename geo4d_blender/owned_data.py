@@ -12,6 +12,8 @@ logger = logging.getLogger(__name__)
 RESULT_TAG = "geo4d_result"
 # Custom property on our objects saying what they are: "camera" or "points".
 ROLE_TAG = "geo4d_role"
+# Custom property on a streamed point cloud whose frames were found damaged on opening the .blend: the problem.
+PROBLEM_TAG = "geo4d_problem"
 
 # The bpy.data collections an import creates data-blocks in.
 OWNED_KINDS = (

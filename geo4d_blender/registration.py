@@ -2,7 +2,7 @@
 
 import bpy
 
-from . import properties, save_paths, strip_job
+from . import properties, save_paths, streamed_check, strip_job
 from .operators.cancel import GEO4D_OT_cancel
 from .operators.import_result import GEO4D_OT_import_result
 from .operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
@@ -28,11 +28,13 @@ def register() -> None:
     properties.register()
     menus.register()
     save_paths.register()
+    streamed_check.register()
     strip_job.register()
 
 
 def unregister() -> None:
     strip_job.unregister()
+    streamed_check.unregister()
     save_paths.unregister()
     menus.unregister()
     properties.unregister()

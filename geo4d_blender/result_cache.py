@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .core.errors import Geo4DError
 from .core.result import read_description
+from .point_cloud_builder import check_frames
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,19 @@ def record_job(folder: Path, fingerprint: dict) -> None:
 
 
 def cached_result_matches(folder: Path, fingerprint: dict) -> bool:
-    """True when `folder` holds a complete result written by a job with exactly this fingerprint."""
+    """True when `folder` holds a complete, undamaged result written by a job with exactly this fingerprint.
+
+    Every frame's PLY is read and checked: a damaged frame means the result is made afresh.
+    """
     path = job_record_path(folder)
     try:
         recorded = json.loads(path.read_text())
-        read_description(folder)
+        if recorded != json.loads(json.dumps(fingerprint)):
+            return False
+        check_frames(folder, len(read_description(folder)["frames"]))
     except FileNotFoundError:
         return False
     except (OSError, json.JSONDecodeError, Geo4DError) as error:
-        logger.info("Not reusing the cached result in %s: %s", folder, error)
+        logger.warning("Not reusing the cached result in %s; it will be made again: %s", folder, error)
         return False
-    return recorded == json.loads(json.dumps(fingerprint))
+    return True

@@ -20,7 +20,7 @@ from .core.result import JSON_NAME, read_description, read_frame_points
 from .core.result_description import ResultDescription
 from .import_options import MAX_FRAME, ImportOptions
 from .owned_data import OwnedData, find_owned, remove_blocks
-from .point_cloud_builder import build_point_cloud, check_frame_files, read_all_points
+from .point_cloud_builder import build_point_cloud, check_frames, read_all_points
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def import_result(
     check_intrinsics(description, json_path)
     camera_to_world = description.camera_to_world
     if options.storage == "STREAMED":
-        check_frame_files(description, json_path)
+        check_frames(folder, frame_count)
         frames = None
         first_points = read_frame_points(folder, 0)
     else:

@@ -9,6 +9,7 @@ import bpy
 from ..core.errors import Geo4DError
 from ..operators.cancel import GEO4D_OT_cancel
 from ..operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
+from ..owned_data import PROBLEM_TAG
 from ..preferences import TINY_MODEL, TINY_WEIGHTS, setup_choice
 from ..strip_job import RUNNING
 from ..strips import sequencer_scene, strip_video
@@ -136,6 +137,10 @@ class Geo4DLastRunPanel(Geo4DPanelBase):
         column.label(text=settings.last_summary or "Nothing reconstructed yet in this scene")
         for warning in filter(None, settings.last_warnings.split("; ")):
             column.label(text=warning, icon="ERROR")
+        # Streamed clouds turned off on opening the file because a frame file is damaged.
+        for obj in context.scene.objects:
+            if PROBLEM_TAG in obj:
+                column.label(text=f"{obj.name}: {obj[PROBLEM_TAG]}", icon="ERROR")
 
 
 def _panel(base: type, space: str, name: str, parent: str | None = None) -> type:
