@@ -55,7 +55,7 @@ def cached_result_matches(folder: Path, fingerprint: dict) -> bool:
         recorded = json.loads(path.read_text())
         if recorded != json.loads(json.dumps(fingerprint)):
             return False
-        check_frames(folder, len(read_description(folder)["frames"]))
+        check_frames(folder, read_description(folder).num_frames)
     except FileNotFoundError:
         return False
     except (OSError, json.JSONDecodeError, Geo4DError) as error:
