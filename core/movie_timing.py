@@ -62,6 +62,11 @@ class MovieTiming:
         guess = max(0, int((pts - self.start_pts) / self.ticks_per_frame) + 2)
         return int(np.searchsorted(self.target_pts(np.arange(guess + 1)), pts, side="left"))
 
+    def frames_until_over(self, last_pts: int, last_duration: int) -> int:
+        """The frame count when nothing records one: frames looked for before the last picture is over
+        (its duration in ticks, one frame when unknown)."""
+        return self.frames_before(last_pts + (last_duration or round(self.ticks_per_frame)))
+
     def seconds(self, pts: np.ndarray) -> np.ndarray:
         """float64 seconds of pts values after the stream's start."""
         return (np.asarray(pts, dtype=np.float64) - self.start_pts) * float(self.time_base)
@@ -109,9 +114,7 @@ def shown_pictures(
         held = (pts, duration, picture)
     if held is None:
         return
-    stop = (
-        end if end is not None else timing.frames_before(held[0] + (held[1] or round(timing.ticks_per_frame)))
-    )
+    stop = end if end is not None else timing.frames_until_over(held[0], held[1])
     for later in range(frame, stop):
         yield later, held[0], held[2]
 

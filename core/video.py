@@ -112,12 +112,13 @@ class VideoClip:
     warnings: list[str]
 
     def timing_record(self) -> dict:
-        """What a result records of the frames' timing: "variable_frame_rate", and "frame_times" (seconds of
-        each frame's picture) when a frame's picture is not simply frame / fps seconds in."""
-        record: dict = {"variable_frame_rate": self.variable_frame_rate}
-        if self.warnings:
-            record["frame_times"] = [round(float(time), 6) for time in self.frame_times]
-        return record
+        """What a result's settings["video"] records of the frames' timing: nothing when the frames are one
+        picture each, evenly spaced (constant-rate footage); else "variable_frame_rate" and "frame_times",
+        the seconds after the stream's start of each frame's picture."""
+        if not self.warnings:
+            return {}
+        times = [round(float(time), 6) for time in self.frame_times]
+        return {"variable_frame_rate": self.variable_frame_rate, "frame_times": times}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -234,7 +235,7 @@ def read_frames(
                 "Repair or re-encode it."
             ) from error
     if not frames or (end is not None and start + len(frames) < end):
-        available = timing.frames_before(sum(decoded[-1])) if decoded else 0
+        available = timing.frames_until_over(*decoded[-1]) if decoded else 0
         raise Geo4DError(
             f"{path} has only {available} frames (indices 0..{available - 1}); {_describe_range(start, end)} "
             "were requested. Choose a range inside the video."
@@ -496,11 +497,12 @@ def _pictures_from(container, stream, info: VideoInfo, start: int) -> Iterator[a
     """Decoded pictures of a freshly opened stream, from the keyframe at or before frame `start`'s target.
 
     Seeks back further if the container's index lands after the target; decodes from the beginning when
-    that fails, when the stream cannot seek, or when it lacks timestamps.
+    that fails, when the stream cannot seek (reopening the file), or when it lacks timestamps.
     """
     timing = info.timing
     origin = timing.start_pts
     target = int(timing.target_pts(start))
+    moved = False
     for back_off in (0.5 * timing.ticks_per_frame, 2.0 / timing.time_base, 10.0 / timing.time_base):
         offset = max(origin, target - int(back_off))
         if offset == origin:
@@ -509,7 +511,10 @@ def _pictures_from(container, stream, info: VideoInfo, start: int) -> Iterator[a
             container.seek(offset, backward=True, any_frame=False, stream=stream)
         except av.error.FFmpegError:
             logger.debug("%s cannot seek; decoding from the first frame.", info.path)
-            break
+            with _open(info.path) as fresh:  # a failed seek leaves the demuxer unusable
+                yield from fresh.decode(_video_stream(fresh, info.path))
+            return
+        moved = True
         pictures = container.decode(stream)
         first = next(pictures, None)
         if first is None or _picture_pts(first) is None:
@@ -521,7 +526,7 @@ def _pictures_from(container, stream, info: VideoInfo, start: int) -> Iterator[a
         logger.debug(
             "Seek for frame %d landed at pts %d after %d; seeking further back.", start, first.pts, target
         )
-    if target > origin:
+    if moved:
         container.seek(origin, backward=True, any_frame=False, stream=stream)
     yield from container.decode(stream)
 
