@@ -137,6 +137,37 @@ def repeats_and_skips(shown_pts: np.ndarray, decoded_pts: np.ndarray) -> tuple[i
     return len(shown_pts) - len(shown), int(len(np.setdiff1d(between, shown)))
 
 
+def timing_warning(
+    name: str, timing: MovieTiming, shown_pts: np.ndarray, decoded_pts: np.ndarray, variable: bool
+) -> str | None:
+    """What the user should know when frames are not one picture each, evenly spaced (None when they are).
+
+    name: the video's file name; shown_pts: [T] pts of each frame's picture; decoded_pts: [N] pts of every
+    decoded picture; variable: is_variable_rate(decoded_pts).
+    """
+    repeated, skipped = repeats_and_skips(shown_pts, decoded_pts)
+    if not (variable or repeated or skipped):
+        return None
+    fps = float(timing.rate)
+    intervals = np.diff(decoded_pts) * float(timing.time_base)
+    spacing = (
+        f"has a variable frame rate (pictures {1000 * intervals.min():.1f} to {1000 * intervals.max():.1f} ms apart)"
+        if variable
+        else f"has pictures that drift off its {fps:g} fps frames"
+    )
+    effect = (
+        f"{repeated} frame(s) repeat the picture before and {skipped} picture(s) are skipped"
+        if repeated or skipped
+        else "each frame shows its own picture, but at uneven times"
+    )
+    rate = max(1, round(1 / float(np.median(intervals)))) if len(intervals) else round(fps)
+    return (
+        f"{name} {spacing}. Frame k is the picture Blender's sequencer shows at movie frame k at {fps:g} fps: "
+        f"{effect}. For exact timing, re-encode it at a constant frame rate (e.g. ffmpeg -i {name} -fps_mode "
+        f"cfr -r {rate} constant.mp4) and reconstruct that file."
+    )
+
+
 def _round_half_up(values: np.ndarray | float) -> np.ndarray:
     """int64 of non-negative values rounded half away from zero, as C's round() and lround() do."""
     values = np.asarray(values, dtype=np.float64)

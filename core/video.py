@@ -16,13 +16,7 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc, Interpolation
 
 from .errors import Geo4DError
-from .movie_timing import (
-    MovieTiming,
-    blender_frame_count,
-    is_variable_rate,
-    repeats_and_skips,
-    shown_pictures,
-)
+from .movie_timing import MovieTiming, blender_frame_count, is_variable_rate, shown_pictures, timing_warning
 from .progress import CancelCheck, ProgressCallback, Reporter
 
 logger = logging.getLogger(__name__)
@@ -243,7 +237,9 @@ def read_frames(
     shown_pts = np.asarray(shown_pts, dtype=np.int64)
     decoded_pts = np.asarray([pts for pts, _ in decoded], dtype=np.int64)
     variable = is_variable_rate(decoded_pts)
-    warnings = _timing_warnings(info, shown_pts, decoded_pts, variable)
+    warning = timing_warning(path.name, timing, shown_pts, decoded_pts, variable)
+    if warning:
+        logger.warning("%s", warning)
     return VideoClip(
         frames=np.stack(frames),
         source_frames=np.arange(start, start + len(frames), dtype=np.int64),
@@ -253,36 +249,8 @@ def read_frames(
         decoded_frames=len(decoded_pts),
         frame_times=timing.seconds(shown_pts),
         variable_frame_rate=variable,
-        warnings=warnings,
+        warnings=[warning] if warning else [],
     )
-
-
-def _timing_warnings(
-    info: VideoInfo, shown_pts: np.ndarray, decoded_pts: np.ndarray, variable: bool
-) -> list[str]:
-    """One warning when the frames are not one picture each, evenly spaced (empty otherwise)."""
-    repeated, skipped = repeats_and_skips(shown_pts, decoded_pts)
-    if not (variable or repeated or skipped):
-        return []
-    intervals = np.diff(decoded_pts) * float(info.timing.time_base)
-    spacing = (
-        f"has a variable frame rate (pictures {1000 * intervals.min():.1f} to {1000 * intervals.max():.1f} ms apart)"
-        if variable
-        else f"has pictures that drift off its {info.fps:g} fps frames"
-    )
-    effect = (
-        f"{repeated} frame(s) repeat the picture before and {skipped} picture(s) are skipped"
-        if repeated or skipped
-        else "each frame shows its own picture, but at uneven times"
-    )
-    rate = max(1, round(1 / float(np.median(intervals)))) if len(intervals) else round(info.fps)
-    message = (
-        f"{info.path.name} {spacing}. Frame k is the picture Blender's sequencer shows at movie frame k at "
-        f"{info.fps:g} fps: {effect}. For exact timing, re-encode it at a constant frame rate (e.g. ffmpeg -i "
-        f"{info.path.name} -fps_mode cfr -r {rate} constant.mp4) and reconstruct that file."
-    )
-    logger.warning("%s", message)
-    return [message]
 
 
 def write_video(
