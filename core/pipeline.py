@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -264,7 +264,8 @@ class _NetworkInput:
     """Frames at the network size and where they came from (recorded in the result).
 
     frames: [T, H, W, 3] uint8 RGB; source_frames: [T] their indices in the source; mapping: network pixels
-    to source pixels; source: the result's settings["video"] entry (width, height, rotation, fps).
+    to source pixels; source: the result's settings["video"] entry (width, height, rotation, fps, and the
+    frames' timing for a video); warnings: what decoding found (a variable frame rate), for the result.
     """
 
     frames: np.ndarray
@@ -273,6 +274,7 @@ class _NetworkInput:
     mapping: FrameMapping
     source: dict
     source_path: str | None
+    warnings: list[str] = field(default_factory=list)
 
 
 def reconstruct(
@@ -301,9 +303,15 @@ def reconstruct(
             video, settings.start, settings.end, size, _stage_progress(progress, "decode"), cancel
         )
     timings["decode_s"] = round(time.perf_counter() - stage_start, 3)
-    source = {"width": info.width, "height": info.height, "rotation": info.rotation, "fps": info.fps}
+    source = {
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "fps": info.fps,
+        **clip.timing_record(),
+    }
     network_input = _NetworkInput(
-        clip.frames, clip.fps, clip.source_frames, clip.mapping, source, str(video.resolve())
+        clip.frames, clip.fps, clip.source_frames, clip.mapping, source, str(video.resolve()), clip.warnings
     )
     return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
 
@@ -382,7 +390,7 @@ def _reconstruct_input(
     device = model.device
     frames = network_input.frames
     size = (frames.shape[2], frames.shape[1])
-    warnings: list[str] = []
+    warnings = list(network_input.warnings)
     length = model.config.unet.temporal_length
     plan = plan_windows(len(frames), length, min(settings.stride, length))
     if plan.padded:

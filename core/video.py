@@ -16,6 +16,7 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc, Interpolation
 
 from .errors import Geo4DError
+from .movie_timing import MovieTiming, blender_frame_count, is_variable_rate, shown_pictures, timing_warning
 from .progress import CancelCheck, ProgressCallback, Reporter
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,11 @@ class VideoInfo:
     """What a video file holds. width/height are the displayed size, after the rotation metadata.
 
     rotation: degrees counter-clockwise (FFmpeg's display-matrix convention) by which the stored
-    (coded) picture is turned for display; a multiple of 90. num_frames is exact when the container
-    records it; otherwise it is estimated from the duration and num_frames_exact is False.
+    (coded) picture is turned for display; a multiple of 90. fps, num_frames and timing: the frame rate,
+    frame count and frame timestamps as Blender's sequencer uses them (core.movie_timing), so frame k is
+    the picture a movie strip shows k frames after its start. num_frames_exact: the count comes from the
+    stream's own duration; False when it is estimated from the container's duration, or 0 when nothing
+    records it.
     """
 
     path: Path
@@ -54,6 +58,7 @@ class VideoInfo:
     duration: float
     codec: str
     pixel_format: str
+    timing: MovieTiming
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,11 @@ class VideoClip:
     """Decoded frames of one range of a video.
 
     frames: [T, H, W, 3] uint8 RGB, displayed orientation, resized and cropped as `mapping` says.
-    source_frames: [T] int64 indices of these frames in the video (0 = first frame).
-    decoded_frames: how many frames the decoder produced to get these (shows that seeking worked).
+    source_frames: [T] int64 indices of these frames in the video (0 = first frame), always consecutive.
+    decoded_frames: how many pictures the decoder produced to get these (shows that seeking worked).
+    frame_times: [T] float64 seconds after the stream's start of the picture each frame shows.
+    variable_frame_rate: the decoded pictures are not evenly spaced in time.
+    warnings: what the user should know about the frames (a variable rate, repeated or skipped pictures).
     """
 
     frames: np.ndarray
@@ -93,6 +101,18 @@ class VideoClip:
     info: VideoInfo
     mapping: FrameMapping
     decoded_frames: int
+    frame_times: np.ndarray
+    variable_frame_rate: bool
+    warnings: list[str]
+
+    def timing_record(self) -> dict:
+        """What a result's settings["video"] records of the frames' timing: nothing when the frames are one
+        picture each, evenly spaced (constant-rate footage); else "variable_frame_rate" and "frame_times",
+        the seconds after the stream's start of each frame's picture."""
+        if not self.warnings:
+            return {}
+        times = [round(float(time), 6) for time in self.frame_times]
+        return {"variable_frame_rate": self.variable_frame_rate, "frame_times": times}
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -170,45 +190,67 @@ def read_frames(
 ) -> VideoClip:
     """Decode frames start..end-1 (end None = to the last frame) as uint8 RGB, displayed orientation.
 
-    size (W, H): scale to cover it keeping the aspect, then crop the centre (see FrameMapping);
-    None keeps the displayed size. A late range seeks to the keyframe before `start` instead of
-    decoding from the beginning. Frame indices follow the timestamps at the stream's average rate.
+    Frame k is the picture Blender's sequencer shows at movie frame k, found by presentation timestamps
+    (core.movie_timing): on variable frame-rate footage a picture may repeat or be skipped, and the clip
+    says so in `warnings`. size (W, H): scale to cover it keeping the aspect, then crop the centre (see
+    FrameMapping); None keeps the displayed size. A late range seeks to the keyframe before `start` instead
+    of decoding from the beginning.
     """
     path = Path(path)
     reporter = Reporter(progress, cancel)
     info = probe(path)
     end = _check_range(info, start, end)
     mapping = _frame_mapping(info.width, info.height, size)
-    frames, indices, decoded, last_seen = [], [], 0, -1
+    timing = info.timing
+    frames, shown_pts, decoded = [], [], []
     with _open(path) as container:
         stream = _video_stream(container, path)
+        pictures = _timestamped(_pictures_from(container, stream, info, start), timing, decoded)
+        image, last_picture = None, None
         try:
-            for index, frame in _frames_from(container, stream, info, start):
-                decoded += 1
-                last_seen = max(last_seen, index)
-                if index < start:
-                    continue
+            # Without a known frame count the frames stop at the last picture; a wanted end is checked below.
+            for index, pts, picture in shown_pictures(
+                pictures, timing, start, end if info.num_frames else None
+            ):
                 if end is not None and index >= end:
                     break
-                if frame.is_corrupt:
-                    raise Geo4DError(
-                        f"{path} is damaged: frame {index} does not decode cleanly. Repair or re-encode it."
-                    )
-                frames.append(_to_rgb(frame, info, mapping))
-                indices.append(index)
-                reporter.report("decode video", len(frames), (end or info.num_frames) - start)
+                if picture is not last_picture:
+                    if picture.is_corrupt:
+                        raise Geo4DError(
+                            f"{path} is damaged: frame {index} does not decode cleanly. Repair or re-encode it."
+                        )
+                    image, last_picture = _to_rgb(picture, info, mapping), picture
+                frames.append(image)
+                shown_pts.append(pts)
+                reporter.report("decode video", len(frames), (end or info.num_frames or len(frames)) - start)
         except av.error.FFmpegError as error:
-            near = indices[-1] + 1 if indices else start
             raise Geo4DError(
-                f"{path} is damaged: decoding failed near frame {near} ({error.strerror}). Repair or re-encode it."
+                f"{path} is damaged: decoding failed near frame {start + len(frames)} ({error.strerror}). "
+                "Repair or re-encode it."
             ) from error
-    if not frames or (end is not None and indices[-1] < end - 1):
-        available = last_seen + 1
+    if not frames or (end is not None and start + len(frames) < end):
+        available = timing.frames_until_over(*decoded[-1]) if decoded else 0
         raise Geo4DError(
             f"{path} has only {available} frames (indices 0..{available - 1}); {_describe_range(start, end)} "
             "were requested. Choose a range inside the video."
         )
-    return VideoClip(np.stack(frames), np.asarray(indices, dtype=np.int64), info.fps, info, mapping, decoded)
+    shown_pts = np.asarray(shown_pts, dtype=np.int64)
+    decoded_pts = np.asarray([pts for pts, _ in decoded], dtype=np.int64)
+    variable = is_variable_rate(decoded_pts)
+    warning = timing_warning(path.name, timing, shown_pts, decoded_pts, variable)
+    if warning:
+        logger.warning("%s", warning)
+    return VideoClip(
+        frames=np.stack(frames),
+        source_frames=np.arange(start, start + len(frames), dtype=np.int64),
+        fps=info.fps,
+        info=info,
+        mapping=mapping,
+        decoded_frames=len(decoded_pts),
+        frame_times=timing.seconds(shown_pts),
+        variable_frame_rate=variable,
+        warnings=[warning] if warning else [],
+    )
 
 
 def write_video(
@@ -304,8 +346,7 @@ def _first_frame(container, stream, path: Path) -> av.VideoFrame:
 
 
 def _info(path: Path, stream, first: av.VideoFrame) -> VideoInfo:
-    rate = stream.average_rate or stream.guessed_rate
-    fps = float(rate) if rate else DEFAULT_FPS
+    rate = stream.guessed_rate or stream.average_rate or Fraction(DEFAULT_FPS)
     rotation = first.rotation
     if rotation % 90:
         logger.warning(
@@ -315,12 +356,27 @@ def _info(path: Path, stream, first: av.VideoFrame) -> VideoInfo:
             round(rotation / 90) * 90,
         )
     rotation = (round(rotation / 90) * 90) % 360
-    if stream.duration is not None and stream.time_base is not None:
-        duration = float(stream.duration * stream.time_base)
-    else:
-        duration = float(stream.container.duration or 0) / av.time_base
-    exact = bool(stream.frames)
-    num_frames = stream.frames if exact else max(1, round(duration * fps))
+    time_base = stream.time_base or Fraction(1, av.time_base)
+    timing = MovieTiming(Fraction(rate), Fraction(time_base), stream.start_time or 0)
+    container = stream.container
+    stream_duration = stream.duration * float(time_base) if stream.duration is not None else None
+    container_duration = container.duration / av.time_base if container.duration is not None else None
+    audio_start = next(
+        (
+            float(audio.start_time * audio.time_base)
+            for audio in container.streams.audio[:1]
+            if audio.start_time
+        ),
+        0.0,
+    )
+    num_frames = blender_frame_count(
+        float(rate),
+        stream_duration,
+        container_duration,
+        float(timing.start_pts * time_base),
+        audio_start,
+        stream.frames,
+    )
     quarter_turn = rotation in (90, 270)
     width, height = (first.height, first.width) if quarter_turn else (first.width, first.height)
     return VideoInfo(
@@ -330,26 +386,28 @@ def _info(path: Path, stream, first: av.VideoFrame) -> VideoInfo:
         coded_width=first.width,
         coded_height=first.height,
         rotation=rotation,
-        fps=fps,
+        fps=float(rate),
         num_frames=num_frames,
-        num_frames_exact=exact,
-        duration=duration,
+        num_frames_exact=stream_duration is not None,
+        duration=stream_duration if stream_duration is not None else (container_duration or 0.0),
         codec=stream.codec_context.name,
         pixel_format=first.format.name,
+        timing=timing,
     )
 
 
 def _check_range(info: VideoInfo, start: int, end: int | None) -> int | None:
-    """Validate a frame range; returns end (None = to the end when the frame count is estimated)."""
+    """Validate a frame range against the frame count; returns end (None = to the end, count unknown)."""
     if start < 0 or (end is not None and end <= start):
         raise Geo4DError(f"Frame range {start}..{end} is empty or negative. Give 0 <= start < end.")
-    known = info.num_frames if info.num_frames_exact else None
-    if known is not None and (start >= known or (end is not None and end > known)):
+    count = info.num_frames
+    if count and (start >= count or (end is not None and end > count)):
+        estimate = "" if info.num_frames_exact else "only "
         raise Geo4DError(
-            f"{info.path} has {known} frames (indices 0..{known - 1}); {_describe_range(start, end)} "
-            "were requested. Choose a range inside the video."
+            f"{info.path} has {estimate}{count} frames at {info.fps:g} fps (indices 0..{count - 1}); "
+            f"{_describe_range(start, end)} were requested. Choose a range inside the video."
         )
-    return known if end is None else end
+    return (count or None) if end is None else end
 
 
 def _describe_range(start: int, end: int | None) -> str:
@@ -403,42 +461,65 @@ def _scaler_flags(shrinking: bool) -> int:
     return int((Interpolation.AREA if shrinking else Interpolation.BICUBIC) | _ACCURATE)
 
 
-def _frames_from(container, stream, info: VideoInfo, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
-    """(index, frame) of a freshly opened stream, from the keyframe before `start` on.
+def _pictures_from(container, stream, info: VideoInfo, start: int) -> Iterator[av.VideoFrame]:
+    """Decoded pictures of a freshly opened stream, from the keyframe at or before frame `start`'s target.
 
-    Seeks back further if the container's index lands after `start`; decodes from the beginning
-    when that fails, when the stream cannot seek, or when it lacks timestamps (then frames are counted).
+    Seeks back further if the container's index lands after the target; decodes from the beginning when
+    that fails, when the stream cannot seek (reopening the file), or when it lacks timestamps.
     """
-    origin = stream.start_time or 0
-    ticks_per_frame = 1.0 / (info.fps * float(stream.time_base))
-    for back_off in (0.0, 2.0, 10.0) if start > 0 else ():
-        offset = max(origin, origin + int((start - 0.5 - back_off * info.fps) * ticks_per_frame))
+    timing = info.timing
+    origin = timing.start_pts
+    target = int(timing.target_pts(start))
+    moved = False
+    for back_off in (0.5 * timing.ticks_per_frame, 2.0 / timing.time_base, 10.0 / timing.time_base):
+        offset = max(origin, target - int(back_off))
+        if offset == origin:
+            break
         try:
             container.seek(offset, backward=True, any_frame=False, stream=stream)
         except av.error.FFmpegError:
             logger.debug("%s cannot seek; decoding from the first frame.", info.path)
-            break
-        frames = container.decode(stream)
-        first = next(frames, None)
-        if first is None or first.pts is None or offset == origin:
-            break
-        first_index = round((first.pts - origin) / ticks_per_frame)
-        if first_index <= start:
-            yield first_index, first
-            yield from _indexed(frames, origin, ticks_per_frame)
+            with _open(info.path) as fresh:  # a failed seek leaves the demuxer unusable
+                yield from fresh.decode(_video_stream(fresh, info.path))
             return
-        logger.debug("Seek for frame %d landed on frame %d; seeking further back.", start, first_index)
-    if start > 0:
+        moved = True
+        pictures = container.decode(stream)
+        first = next(pictures, None)
+        if first is None or _picture_pts(first) is None:
+            break
+        if _picture_pts(first) <= target:
+            yield first
+            yield from pictures
+            return
+        logger.debug(
+            "Seek for frame %d landed at pts %d after %d; seeking further back.", start, first.pts, target
+        )
+    if moved:
         container.seek(origin, backward=True, any_frame=False, stream=stream)
-    yield from _indexed(container.decode(stream), origin, ticks_per_frame)
+    yield from container.decode(stream)
 
 
-def _indexed(
-    frames: Iterator[av.VideoFrame], origin: int, ticks_per_frame: float
-) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Frame indices from timestamps at the average rate; by counting where timestamps are missing."""
-    for count, frame in enumerate(frames):
-        yield (count if frame.pts is None else round((frame.pts - origin) / ticks_per_frame)), frame
+def _timestamped(
+    pictures: Iterator[av.VideoFrame], timing: MovieTiming, seen: list[tuple[int, int]]
+) -> Iterator[tuple[int, int, av.VideoFrame]]:
+    """(pts, duration in ticks, picture); appends (pts, duration) of each to `seen`.
+
+    A picture without timestamps is placed one frame after the one before (the first at the stream's start).
+    """
+    previous = None
+    for picture in pictures:
+        pts = _picture_pts(picture)
+        if pts is None:
+            pts = timing.start_pts if previous is None else previous + round(timing.ticks_per_frame)
+        duration = int(picture.duration or 0)
+        seen.append((pts, duration))
+        previous = pts
+        yield pts, duration, picture
+
+
+def _picture_pts(picture: av.VideoFrame) -> int | None:
+    """A picture's presentation timestamp, else its packet's decoding timestamp (as Blender reads them)."""
+    return picture.pts if picture.pts is not None else picture.dts
 
 
 def _to_rgb(frame: av.VideoFrame, info: VideoInfo, mapping: FrameMapping) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Reading a movie strip: its file, and which movie frames its visible timeline frames show.
 
 Timeline frame f of a movie strip shows movie frame f - strip.frame_start (0-based), also when the movie's
-fps differs from the scene's; trims only change the visible range (DESIGN.md). Strips whose frames do not
-follow that rule (retimed, reversed, strobed, behind a speed effect) are refused with a clear message.
+fps differs from the scene's; trims only change the visible range. Movie frame k is the picture
+core.movie_timing describes (on variable frame-rate footage a picture may repeat or be skipped); the worker
+reads frame k by the same rule, so a result's source frames are the strip's movie frames one for one and the
+movie's frame count is strip.frame_duration. Strips whose frames do not follow that rule (retimed, reversed,
+strobed, behind a speed effect) are refused with a clear message.
 """
 
 from __future__ import annotations
