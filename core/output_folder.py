@@ -137,8 +137,8 @@ def _listed(names: list[str]) -> str:
 def protected_reason(target: Path, inputs: Iterable[str | Path] = ()) -> str | None:
     """Why Geo4D must not write into, replace or delete `target`, or None.
 
-    Protected: the current folder, every input and every folder above them (paths compared after
-    resolving symbolic links and '..', and as typed, so a link to an input inside target counts too).
+    Protected: the current folder, every existing input and every folder above them (paths compared
+    after resolving symbolic links and '..', and as typed, so a link to an input inside target counts too).
     """
     resolved = target.resolve()
     current = Path.cwd().resolve()
@@ -148,6 +148,8 @@ def protected_reason(target: Path, inputs: Iterable[str | Path] = ()) -> str | N
         return f"holds the current folder ({current})"
     for path in inputs:
         path = Path(path)
+        if not os.path.lexists(path):
+            continue  # nothing there to protect (a model name such as "tiny")
         for form in {Path(os.path.abspath(path)), path.resolve()}:
             if resolved == form:
                 return f"is the input {path}"
@@ -201,7 +203,7 @@ def check_result_folder(output: str | Path, video: str | Path | None, model: obj
     checkpoint path or "model.ckpt,vae.ckpt"; a loaded model names no file) into the result folder `output`."""
     inputs = [video] if video is not None else []
     if isinstance(model, str | Path):
-        inputs += [part for part in str(model).split(",") if part and Path(part).exists()]
+        inputs += [part for part in str(model).split(",") if part]
     return check_output_folder(output, RESULT_LAYOUT, inputs)
 
 
@@ -257,10 +259,14 @@ def _remove_replaced(aside: Path, target: Path, layout: Layout) -> None:
 
 
 def check_output_file(
-    target: str | Path, is_ours: Callable[[Path], bool], kind: str, inputs: Iterable[str | Path] = ()
+    target: str | Path, is_ours: Callable[[Path], bool] | None, kind: str, inputs: Iterable[str | Path] = ()
 ) -> Path:
     """Refuse, before any work, a file target that is an input, a link, a folder, or a file that
-    `is_ours` does not recognise as an earlier output of the writer (a `kind`, for messages)."""
+    `is_ours` does not recognise as an earlier output of the writer (a `kind`, for messages).
+
+    is_ours None: the file lies in a folder of the writer's layout that check_output_folder accepted,
+    which vouches for every file of that name in it.
+    """
     target = Path(target)
     reason = protected_reason(target, inputs)
     if reason is not None:
@@ -271,7 +277,7 @@ def check_output_file(
         )
     if target.is_dir():
         raise Geo4DError(f"The output {target} is a folder; give a file name.")
-    if target.exists() and not is_ours(target):
+    if target.exists() and is_ours is not None and not is_ours(target):
         raise Geo4DError(
             f"{target} exists and is not a {kind} Geo4D wrote; Geo4D never overwrites what it did not "
             "write. Choose a new file name, or move that file."
@@ -282,14 +288,14 @@ def check_output_file(
 def write_file(
     target: str | Path,
     write: Callable[[Path], None],
-    is_ours: Callable[[Path], bool],
+    is_ours: Callable[[Path], bool] | None,
     kind: str,
     inputs: Iterable[str | Path] = (),
 ) -> Path:
     """Write a file by `write(partial)` to a hidden file beside target and rename it over target.
 
     The file appears complete or not at all; an existing target is replaced only when `is_ours` says
-    the writer made it (checked before and again just before the rename).
+    the writer made it (checked before and again just before the rename; see check_output_file).
     """
     target = check_output_file(target, is_ours, kind, inputs)
     try:
