@@ -124,18 +124,18 @@ def evaluate(
     "pose" (None = the dataset's first); sequences: only these; limit: only the first `limit` sequences.
     Progress has one stage, "evaluate", counting sequences. Returns the content of results.json.
     """
-    from .pipeline import ReconstructionSettings, load_model, reconstruct_frames
-
     spec = get_dataset(dataset)
     task = spec.tasks[0] if task is None else task
     if limit is not None and limit < 1:
         raise Geo4DError(f"--limit {limit} leaves no sequence to evaluate; give 1 or more.")
     chosen = load_benchmark(spec.name, root, task, sequences)[:limit]
+    output = Path(output)
+    _check_report_folder(output, root, chosen)
+    from .pipeline import ReconstructionSettings, load_model, reconstruct_frames  # torch: after the checks
+
     settings = settings or ReconstructionSettings()
     if settings.size is None:
         settings = replace(settings, size=spec.input_size)
-    output = Path(output)
-    _check_report_folder(output, root, chosen)
     wanted = {key: _jsonable(getattr(settings, key)) for key in RESULT_KEYS}
     reporter = Reporter(progress, cancel)
     loaded = None
@@ -197,7 +197,7 @@ def _check_report_folder(output: Path, root: str | Path, chosen: Sequence[Benchm
         if folder.is_symlink() or not folder.is_dir() or isinstance(RESULT_LAYOUT.marker(folder), str):
             check_output_folder(folder, RESULT_LAYOUT, [root])
     for name in (RESULTS_JSON, RESULTS_MD):
-        check_output_file(output / name, lambda _: _is_report(output), "Geo4D report", [root])
+        check_output_file(output / name, lambda _: _is_report(output), "report", [root])
 
 
 def _is_report(output: Path) -> bool:
@@ -246,7 +246,7 @@ def _write_text(path: Path, text: str, output: Path) -> None:
         path,
         lambda partial: partial.write_text(text, encoding="utf-8"),
         lambda _: _is_report(output),
-        "Geo4D report",
+        "report",
     )
 
 

@@ -137,8 +137,9 @@ def _listed(names: list[str]) -> str:
 def protected_reason(target: Path, inputs: Iterable[str | Path] = ()) -> str | None:
     """Why Geo4D must not write into, replace or delete `target`, or None.
 
-    Protected: the current folder, every existing input and every folder above them (paths compared
-    after resolving symbolic links and '..', and as typed, so a link to an input inside target counts too).
+    Protected: the current folder, every existing input, every folder above them and everything inside an
+    input folder such as a dataset (paths compared after resolving symbolic links and '..', and as typed,
+    so a link to an input inside target counts too).
     """
     resolved = target.resolve()
     current = Path.cwd().resolve()
@@ -155,6 +156,8 @@ def protected_reason(target: Path, inputs: Iterable[str | Path] = ()) -> str | N
                 return f"is the input {path}"
             if resolved in form.parents:
                 return f"holds the input {path}"
+            if form in resolved.parents and form.is_dir():
+                return f"lies inside the input folder {path}"
     return None
 
 

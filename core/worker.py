@@ -98,6 +98,8 @@ def result_summary(folder: Path) -> dict:
 def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) -> dict:
     """Reconstruct job["video"] into job["output"]; returns the fields of the "done" event."""
     from .output_folder import check_result_folder
+
+    check_result_folder(job["output"], job["video"], job["model"])  # before torch and the model load
     from .pipeline import ReconstructionSettings, load_model, reconstruct_to_folder
 
     settings = dict(job.get("settings", {}))
@@ -107,7 +109,6 @@ def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) 
         reconstruction_settings = ReconstructionSettings(**settings)
     except (TypeError, ValueError) as error:
         raise Geo4DError(f"Invalid reconstruction settings: {error}") from error
-    check_result_folder(job["output"], job["video"], job["model"])  # before the model loads
     started = time.perf_counter()
     events.emit(
         "progress", stage="load", done=0, total=1, elapsed=0.0, message=f"Loading model {job['model']}"

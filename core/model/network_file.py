@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 NETWORK_FORMAT = "geo4d-network"
 NETWORK_FORMAT_VERSION = "1"
 CONTEXT_KEY = "context"
-NETWORK_KIND = "Geo4D network file"
+NETWORK_KIND = "network file"
 
 
 def network_config_to_json(config: NetworkConfig) -> str:

@@ -25,7 +25,6 @@ from .config import TrainConfig
 logger = logging.getLogger(__name__)
 
 WINDOW = 16
-CACHE_NAME = "scenes.npz"
 # Sign of each channel of the modality maps under a horizontal image flip (mirror x of the camera frame):
 # point map and ray direction negate x; a moment o x d of mirrored o, d is (m_x, -m_y, -m_z).
 FLIP_SIGNS = torch.tensor([[-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])

@@ -16,7 +16,7 @@ from ..model.config import NetworkConfig
 from ..model.network_file import write_network_file
 from ..model.unet import UNet3D
 from ..model.vae import Geo4DVAE
-from ..output_folder import Layout, check_output_folder, write_file
+from ..output_folder import check_output_folder, write_file
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .autoencoder import (
     finetune_pointmap_decoder,
@@ -25,19 +25,12 @@ from .autoencoder import (
     standardise_latents,
     train_vae,
 )
-from .config import TrainConfig
-from .data import CACHE_NAME, WINDOW, render_scenes
+from .config import CACHE_NAME, DATA_DIR, LOG_NAME, SUMMARY_NAME, TRAINING_LAYOUT, WEIGHTS_NAME, TrainConfig
+from .data import WINDOW, render_scenes
 from .denoiser import VIDEO_FPS, LatentSet, c_concat, encode_windows, train_unet
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "geo4d-tiny.safetensors"
-LOG_NAME = "train_log.jsonl"
-SUMMARY_NAME = "train_summary.json"
-# What a training run writes in its output folder: a rerun replaces these and refuses a folder holding more.
-TRAINING_LAYOUT = Layout(
-    "Geo4D training", ("data/", f"data/{CACHE_NAME}", LOG_NAME, SUMMARY_NAME, WEIGHTS_NAME)
-)
 WEIGHTS_DTYPE = torch.float16  # halves the shipped file; the pipeline loads it in its own precision
 
 
@@ -102,7 +95,7 @@ def run_training(
 
     size = network.input_sizes[0]
     logger.info("Training tiny Geo4D at %dx%d on %s with %s.", *size, torch_device, config)
-    scenes = render_scenes(config, size, output / "data" / CACHE_NAME, reporter)
+    scenes = render_scenes(config, size, output / DATA_DIR / CACHE_NAME, reporter)
     lap("render")
 
     torch.manual_seed(config.seed)

@@ -153,6 +153,8 @@ def test_the_inputs_folders_and_their_parents_are_protected(tmp_path):
     (link_inside / "take.mp4").symlink_to(video)
     with pytest.raises(Geo4DError, match="holds the input"):
         check_result_folder(link_inside, link_inside / "take.mp4", "tiny")
+    with pytest.raises(Geo4DError, match="lies inside the input folder"):  # a dataset, say
+        check_output_folder(tmp_path / "shots" / "report", RESULT_LAYOUT, [tmp_path / "shots"])
     check_result_folder(video.parent / "result", video, "tiny")  # a new folder beside the video is fine
     check_result_folder(tmp_path / "tiny", video, "tiny")  # a model name is no file
 
