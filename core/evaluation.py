@@ -22,6 +22,7 @@ import numpy as np
 from .datasets import BenchmarkSequence, get_dataset, load_benchmark
 from .errors import Geo4DError
 from .metrics import camera_metrics, depth_metrics
+from .output_folder import RESULT_LAYOUT, check_output_file, check_output_folder, protected_reason, write_file
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import JSON_NAME, Reconstruction
 
@@ -123,19 +124,18 @@ def evaluate(
     "pose" (None = the dataset's first); sequences: only these; limit: only the first `limit` sequences.
     Progress has one stage, "evaluate", counting sequences. Returns the content of results.json.
     """
-    from .pipeline import ReconstructionSettings, check_output_folder, load_model, reconstruct_frames
-
     spec = get_dataset(dataset)
     task = spec.tasks[0] if task is None else task
     if limit is not None and limit < 1:
         raise Geo4DError(f"--limit {limit} leaves no sequence to evaluate; give 1 or more.")
     chosen = load_benchmark(spec.name, root, task, sequences)[:limit]
+    output = Path(output)
+    _check_report_folder(output, root, chosen)
+    from .pipeline import ReconstructionSettings, load_model, reconstruct_frames  # torch: after the checks
+
     settings = settings or ReconstructionSettings()
     if settings.size is None:
         settings = replace(settings, size=spec.input_size)
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise Geo4DError(f"{output} is a file, not a folder. Choose a folder for the report.")
     wanted = {key: _jsonable(getattr(settings, key)) for key in RESULT_KEYS}
     reporter = Reporter(progress, cancel)
     loaded = None
@@ -147,7 +147,6 @@ def evaluate(
             result = Reconstruction.load(folder)
             _check_cached(folder, result, str(model), wanted)
         else:
-            check_output_folder(folder)
             if loaded is None:  # only when a sequence needs it: a finished report reruns without the model
                 loaded = load_model(model, settings.device, settings.precision)
             result = reconstruct_frames(
@@ -175,9 +174,39 @@ def evaluate(
         "published": PUBLISHED.get((spec.name, task)),
         "sequences": rows,
     }
-    _write_text(output / RESULTS_JSON, json.dumps(report, indent=1))
-    _write_text(output / RESULTS_MD, markdown_report(report))
+    _write_text(output / RESULTS_JSON, json.dumps(report, indent=1), output)
+    _write_text(output / RESULTS_MD, markdown_report(report), output)
     return report
+
+
+def _check_report_folder(output: Path, root: str | Path, chosen: Sequence[BenchmarkSequence]) -> None:
+    """core.output_folder's contract for a report folder, before any work: never the current folder, the
+    dataset or a folder above them; each sequence folder to write new or empty (a cached result of ours is
+    only read); results.json and results.md replaced only when they are an earlier report of ours. A
+    user's other files in the report folder are left alone: evaluation never deletes anything."""
+    reason = protected_reason(output, [root])
+    if reason is not None:
+        raise Geo4DError(
+            f"The report folder {output} {reason}: Geo4D never writes into such a folder. "
+            "Choose a new folder for the report."
+        )
+    if output.is_symlink() or (output.exists() and not output.is_dir()):
+        raise Geo4DError(f"{output} is a file or a link, not a folder. Choose a new folder for the report.")
+    for sequence in chosen:
+        folder = output / SEQUENCES_DIR / sequence.name
+        if folder.is_symlink() or not folder.is_dir() or isinstance(RESULT_LAYOUT.marker(folder), str):
+            check_output_folder(folder, RESULT_LAYOUT, [root])
+    for name in (RESULTS_JSON, RESULTS_MD):
+        check_output_file(output / name, lambda _: _is_report(output), "report", [root])
+
+
+def _is_report(output: Path) -> bool:
+    """Whether output/results.json is a report evaluate() wrote (results.md goes with it)."""
+    try:
+        report = json.loads((output / RESULTS_JSON).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(report, dict) and {"dataset", "task", "sequences", "average"} <= report.keys()
 
 
 def _check_cached(folder: Path, result: Reconstruction, model: str, wanted: dict) -> None:
@@ -210,12 +239,15 @@ def _jsonable(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a report file whole or not at all (a temporary file renamed over it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(text)
-    staging.replace(path)
+def _write_text(path: Path, text: str, output: Path) -> None:
+    """Write a report file whole or not at all (a hidden file renamed over it), checked as before the work."""
+    output.mkdir(parents=True, exist_ok=True)
+    write_file(
+        path,
+        lambda partial: partial.write_text(text, encoding="utf-8"),
+        lambda _: _is_report(output),
+        "report",
+    )
 
 
 def _figure(name: str, value: float | None) -> str:

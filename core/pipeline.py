@@ -22,9 +22,10 @@ from .errors import Geo4DError
 from .geo4d_pipeline import DecodedWindow, Geo4D
 from .models import DEVICES, PRECISIONS, load_model
 from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
+from .output_folder import check_result_folder
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
-from .result import JSON_NAME, Reconstruction
+from .result import Reconstruction
 from .video import (
     MAX_MODEL_SIDE,
     MODEL_SIZE_MULTIPLE,
@@ -448,16 +449,6 @@ def _reconstruct_input(
     return result
 
 
-def check_output_folder(output: Path) -> None:
-    """Refuse, before any work, an output that Reconstruction.save would refuse after it."""
-    if output.exists() and not output.is_dir():
-        raise Geo4DError(f"{output} is a file, not a folder. Choose a folder for the result.")
-    if output.is_dir() and not (output / JSON_NAME).exists() and any(output.iterdir()):
-        raise Geo4DError(
-            f"{output} exists and is not a Geo4D result; refusing to overwrite it. Choose another output folder."
-        )
-
-
 def reconstruct_to_folder(
     video: str | Path,
     output: str | Path,
@@ -468,12 +459,12 @@ def reconstruct_to_folder(
 ) -> Path:
     """reconstruct(), then write the result folder `output` atomically (nothing on failure or cancel).
 
-    The PLY files keep settings.min_confidence / max_points_per_frame; an existing result at `output` is
-    replaced, any other non-empty folder refused (before the work starts).
+    The PLY files keep settings.min_confidence / max_points_per_frame. `output` follows core.output_folder's
+    contract, checked before the work starts: an earlier result of ours is replaced; a folder holding
+    anything else, the video, the checkpoint or the current folder is refused.
     """
     settings = settings or ReconstructionSettings()
-    output = Path(output)
-    check_output_folder(output)
+    output = check_result_folder(output, video, model)
     result = reconstruct(video, model, settings, progress, cancel)
     reporter = Reporter(progress, cancel)
     reporter.report("save", 0, 1, str(output))

@@ -13,9 +13,7 @@ Layout of a result folder:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +21,10 @@ import numpy as np
 
 from .camera import transform_points, unproject_depth
 from .errors import Geo4DError
+from .output_folder import RESULT_LAYOUT, write_folder
 from .ply import read_points, write_points
 from .result_description import (
+    DEPTH_NAME,
     FRAMES_DIR,
     JSON_NAME,
     Intrinsics,
@@ -33,8 +33,6 @@ from .result_description import (
     frame_file_name,
     parse_description,
 )
-
-DEPTH_NAME = "depth.npz"
 
 
 @dataclass
@@ -132,34 +130,15 @@ class Reconstruction:
     def save(
         self, folder: str | Path, min_confidence: float = 0.0, max_points_per_frame: int | None = None
     ) -> Path:
-        """Write the result folder atomically; an existing result there is replaced, anything else refused."""
-        folder = Path(folder)
-        if folder.exists() and not (folder / JSON_NAME).exists() and any(folder.iterdir()):
-            raise Geo4DError(
-                f"{folder} exists and is not a Geo4D result; refusing to overwrite it. Choose another output folder."
-            )
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-            staging.chmod(
-                0o777 & ~_current_umask()
-            )  # mkdtemp makes it private; a result is an ordinary folder
-        except OSError as error:
-            raise Geo4DError(
-                f"Cannot write to {folder.parent}: {error.strerror}. Choose a writable folder."
-            ) from error
-        try:
-            self._write(staging, min_confidence, max_points_per_frame)
-            if folder.exists():
-                shutil.rmtree(folder)
-            staging.rename(folder)
-        except OSError as error:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise Geo4DError(f"Cannot write the result to {folder}: {error}.") from error
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return folder
+        """Write the result folder by core.output_folder's contract: staged beside it and swapped in by
+        renames; an earlier result of ours is replaced, anything else (or the source video's folder) refused."""
+        inputs = [self.source_video] if self.source_video and Path(self.source_video).is_absolute() else []
+        return write_folder(
+            folder,
+            RESULT_LAYOUT,
+            lambda staging: self.write_files(staging, min_confidence, max_points_per_frame),
+            inputs,
+        )
 
     def description(
         self, min_confidence: float = 0.0, max_points_per_frame: int | None = None
@@ -183,7 +162,8 @@ class Reconstruction:
             warnings=self.warnings,
         )
 
-    def _write(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
+    def write_files(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
+        """Write the result's files into the existing empty `folder` (a staging folder: see save())."""
         try:
             description = self.description(min_confidence, max_points_per_frame)
         except ValueError as error:
@@ -194,8 +174,8 @@ class Reconstruction:
                 folder / frame_file_name(index),
                 *self.frame_points(index, min_confidence, max_points_per_frame),
             )
-        np.savez(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
-        (folder / JSON_NAME).write_text(json.dumps(description.to_json(), indent=1))
+        write_npz(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
+        (folder / JSON_NAME).write_text(json.dumps(description.to_json(), indent=1), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: str | Path) -> Reconstruction:
@@ -241,10 +221,13 @@ def _carries_point(depth: np.ndarray, confidence: np.ndarray, min_confidence: fl
     return np.isfinite(depth) & (depth > 0) & (confidence >= min_confidence)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """np.savez's uncompressed .npz, with the archive closed on failure too: numpy leaves it open, and a
+    disk-full error then comes back as a second traceback when the garbage collector closes it."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def read_description(folder: str | Path) -> ResultDescription:

@@ -20,6 +20,7 @@ from .errors import Geo4DError
 FORMAT_NAME = "geo4d-reconstruction"
 FORMAT_VERSION = 1
 JSON_NAME = "reconstruction.json"
+DEPTH_NAME = "depth.npz"
 FRAMES_DIR = "frames"
 
 # Depth-map sides in pixels: Blender's largest render resolution.

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .camera import pixel_centers
-from .errors import Geo4DError
+from .output_folder import RESULT_LAYOUT, check_output_folder, write_folder
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .result import Intrinsics, Reconstruction
 from .synthetic_scene import build_scene
@@ -248,16 +245,10 @@ def write_synthetic(
     The stored colours are the ones a decoder reads back from video.mp4 (what the engine sees),
     not the rendered ones; H.264 is lossy, so they differ by a few levels (recorded in settings).
     """
-    folder = Path(folder)
+    folder = check_output_folder(folder, RESULT_LAYOUT)
     reconstruction = render_scene(config, progress, cancel)
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.video.", dir=folder.parent))
-    except OSError as error:
-        raise Geo4DError(
-            f"Cannot write to {folder.parent}: {error.strerror}. Choose a writable folder."
-        ) from error
-    try:
+
+    def write(staging: Path) -> None:
         started = time.perf_counter()
         video = write_video(staging / VIDEO_NAME, reconstruction.color, config.fps)
         decoded = read_frames(video).frames
@@ -270,10 +261,9 @@ def write_synthetic(
             "max_abs_difference_to_render": int(difference.max()),
         }
         reconstruction.timings["encode"] = round(time.perf_counter() - started, 3)
-        reconstruction.save(folder)
-        os.replace(video, folder / VIDEO_NAME)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        reconstruction.write_files(staging, 0.0, None)
+
+    write_folder(folder, RESULT_LAYOUT, write)
     logger.info(
         "Wrote %d synthetic frames of %dx%d (seed %d) to %s.",
         config.frames,

@@ -97,6 +97,9 @@ def result_summary(folder: Path) -> dict:
 
 def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) -> dict:
     """Reconstruct job["video"] into job["output"]; returns the fields of the "done" event."""
+    from .output_folder import check_result_folder
+
+    check_result_folder(job["output"], job["video"], job["model"])  # before torch and the model load
     from .pipeline import ReconstructionSettings, load_model, reconstruct_to_folder
 
     settings = dict(job.get("settings", {}))

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output",
         type=Path,
         required=True,
-        help="result folder to write (a previous result is replaced)",
+        help="result folder to write: new, empty, or an earlier result holding nothing else (replaced); "
+        "see docs/output-folders.md",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -183,6 +184,10 @@ def settings_from(args: argparse.Namespace, **fields):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..output_folder import check_result_folder
+
+    model = args.checkpoint or args.model
+    check_result_folder(args.output, args.video, model)  # before torch starts: a refusal is instant
     from ..pipeline import reconstruct_to_folder
 
     settings = settings_from(
@@ -194,7 +199,6 @@ def run(args: argparse.Namespace) -> int:
         window_batch=args.window_batch,
         decode_batch=args.decode_batch,
     )
-    model = args.checkpoint or args.model
     started = time.perf_counter()
     bar = ProgressBar()
     try:

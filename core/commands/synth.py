@@ -13,7 +13,10 @@ HELP = "render a synthetic dynamic scene: DIR/video.mp4 and its exact ground-tru
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-o", "--output", required=True, help="result folder to write (replaced if it is a result)"
+        "-o",
+        "--output",
+        required=True,
+        help="result folder to write: new, empty, or an earlier result holding nothing else (replaced)",
     )
     parser.add_argument("--frames", type=int, default=48, help="number of frames (default 48)")
     parser.add_argument(

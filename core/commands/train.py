@@ -17,7 +17,12 @@ OVERRIDES = ("scenes", "vae_steps", "unet_steps", "pointmap_steps", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", required=True, help="folder for the data cache, logs and weights")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="folder for the data cache, logs and weights: new, empty, or an earlier training folder holding nothing else",
+    )
     parser.add_argument(
         "--preset",
         choices=("shipped", "toy"),
@@ -39,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from ..output_folder import check_output_folder
+    from ..train.config import TRAINING_LAYOUT
+
+    check_output_folder(args.output, TRAINING_LAYOUT)  # before torch starts: a refusal is instant
     import torch
 
     from ..errors import Geo4DError

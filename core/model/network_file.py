@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import Geo4DError
+from ..output_folder import write_file
 from .checkpoint import INFERENCE_PARTS, build_part, describe_keys, fill_modules
 from .config import NetworkConfig
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 NETWORK_FORMAT = "geo4d-network"
 NETWORK_FORMAT_VERSION = "1"
 CONTEXT_KEY = "context"
+NETWORK_KIND = "network file"
 
 
 def network_config_to_json(config: NetworkConfig) -> str:
@@ -59,12 +61,13 @@ def write_network_file(
     context: torch.Tensor,
     config: NetworkConfig,
     dtype: torch.dtype,
+    inputs: tuple[str | os.PathLike, ...] = (),
 ) -> None:
     """Write our single-file format: `<part>.<name>` tensors of INFERENCE_PARTS, the constant context
-    [1, 77 + 16 L, context_dim] and the network config as metadata. Written to a temporary file in the
-    same folder and renamed, so a failure never leaves a half-written file.
+    [1, 77 + 16 L, context_dim] and the network config as metadata. By core.output_folder's contract: a
+    hidden file beside `path` renamed over it, so a failure never leaves a half-written file; an existing
+    `path` is replaced only when it is a network file of ours, never when it is one of `inputs`.
     """
-    path = Path(path)
     tensors = {CONTEXT_KEY: context.detach().to("cpu", dtype).contiguous()}
     for part in INFERENCE_PARTS:
         for name, tensor in modules[part].state_dict().items():
@@ -76,12 +79,22 @@ def write_network_file(
         "config": network_config_to_json(config),
         "dtype": str(dtype).removeprefix("torch."),
     }
-    partial = path.with_name(path.name + ".partial")
+    write_file(
+        path,
+        lambda partial: save_file(tensors, str(partial), metadata=metadata),
+        is_network_file,
+        NETWORK_KIND,
+        inputs,
+    )
+
+
+def is_network_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is a safetensors file carrying our network format (of any version): one Geo4D wrote."""
     try:
-        save_file(tensors, str(partial), metadata=metadata)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+        with safe_open(str(path), framework="pt") as file:
+            return (file.metadata() or {}).get("format") == NETWORK_FORMAT
+    except (SafetensorError, OSError):
+        return False
 
 
 def read_network_metadata(path: str | os.PathLike) -> dict[str, str]:

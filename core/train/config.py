@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..output_folder import Layout
+
 # Scene seeds [TRAIN_SEED_START, TRAIN_SEED_START + scenes) train the model. Seeds below
 # TRAIN_SEED_START (the demo's, the quality table's 101-105, `synth`'s default 0) are never trained on.
 TRAIN_SEED_START = 1000
 TRAIN_SEED_LIMIT = 2000
+
+# A training run's output folder: what it writes there. A rerun replaces these (and reuses the scenes);
+# a folder holding anything else is refused before the work (core.output_folder).
+WEIGHTS_NAME = "geo4d-tiny.safetensors"
+LOG_NAME = "train_log.jsonl"
+SUMMARY_NAME = "train_summary.json"
+DATA_DIR, CACHE_NAME = "data", "scenes.npz"
+TRAINING_LAYOUT = Layout(
+    "Geo4D training", (f"{DATA_DIR}/", f"{DATA_DIR}/{CACHE_NAME}", LOG_NAME, SUMMARY_NAME, WEIGHTS_NAME)
+)
 
 
 @dataclass(frozen=True)

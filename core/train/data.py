@@ -16,14 +16,15 @@ import torch
 
 from ..camera import invert_rigid, unproject_depth
 from ..modalities import POINT_INVALID, encode_disparity, encode_point_map, encode_rays
+from ..output_folder import write_file
 from ..progress import Reporter
+from ..result import write_npz
 from ..synthetic import SceneConfig, render_scene
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 16
-CACHE_NAME = "scenes.npz"
 # Sign of each channel of the modality maps under a horizontal image flip (mirror x of the camera frame):
 # point map and ray direction negate x; a moment o x d of mirrored o, d is (m_x, -m_y, -m_z).
 FLIP_SIGNS = torch.tensor([[-1.0, 1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
@@ -44,9 +45,8 @@ class SceneSet:
     seeds: np.ndarray
 
     def save(self, path: Path) -> None:
-        partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, **self.__dict__)
-        partial.replace(path)
+        """Write the cache whole or not at all (its folder is the training output, checked to be ours)."""
+        write_file(path, lambda partial: write_npz(partial, **self.__dict__), None, "training data cache")
 
     @classmethod
     def load(cls, path: Path) -> SceneSet:

@@ -16,6 +16,7 @@ from ..model.config import NetworkConfig
 from ..model.network_file import write_network_file
 from ..model.unet import UNet3D
 from ..model.vae import Geo4DVAE
+from ..output_folder import check_output_folder, write_file
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .autoencoder import (
     finetune_pointmap_decoder,
@@ -24,15 +25,12 @@ from .autoencoder import (
     standardise_latents,
     train_vae,
 )
-from .config import TrainConfig
-from .data import CACHE_NAME, WINDOW, render_scenes
+from .config import CACHE_NAME, DATA_DIR, LOG_NAME, SUMMARY_NAME, TRAINING_LAYOUT, WEIGHTS_NAME, TrainConfig
+from .data import WINDOW, render_scenes
 from .denoiser import VIDEO_FPS, LatentSet, c_concat, encode_windows, train_unet
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_NAME = "geo4d-tiny.safetensors"
-LOG_NAME = "train_log.jsonl"
-SUMMARY_NAME = "train_summary.json"
 WEIGHTS_DTYPE = torch.float16  # halves the shipped file; the pipeline loads it in its own precision
 
 
@@ -76,7 +74,7 @@ def run_training(
     train_log.jsonl (losses), train_summary.json (recipe, timings, figures) and geo4d-tiny.safetensors
     in the format of `python -m geo4d convert-checkpoint`, written last and atomically.
     """
-    output = Path(output)
+    output = check_output_folder(output, TRAINING_LAYOUT)
     network = network or NetworkConfig.tiny()
     torch_device = training_device(device)
     try:
@@ -97,7 +95,7 @@ def run_training(
 
     size = network.input_sizes[0]
     logger.info("Training tiny Geo4D at %dx%d on %s with %s.", *size, torch_device, config)
-    scenes = render_scenes(config, size, output / "data" / CACHE_NAME, reporter)
+    scenes = render_scenes(config, size, output / DATA_DIR / CACHE_NAME, reporter)
     lap("render")
 
     torch.manual_seed(config.seed)
@@ -151,6 +149,7 @@ def run_training(
         "final_losses": {stage: history[-1] if history else {} for stage, history in histories.items()},
         "parameters": {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()},
     }
-    (output / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2) + "\n"
+    write_file(output / SUMMARY_NAME, lambda partial: partial.write_text(text), None, "training summary")
     logger.info("Wrote %s after %.0f s of training.", weights, summary["total_s"])
     return weights

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.errors import Cancelled, Geo4DError
+from ..core.output_folder import RESULT_LAYOUT, Layout, check_output_folder, foreign_entries, write_file
 
 if TYPE_CHECKING:
     from ..core.synthetic import SceneConfig
@@ -42,6 +43,33 @@ POINT_SIZE = 1.5
 TRUE_PATH_COLOR = (30, 150, 60)
 RECOVERED_PATH_COLOR = (230, 110, 20)
 WORLD_GREY = 0.03
+# The format marker in metrics.json: a demo folder whose metrics.json carries it is an earlier demo.
+DEMO_FORMAT = "geo4d-demo"
+VIDEO_DIR, RESULT_DIR = "video", "result"
+BLEND_NAME, SHEET_NAME, METRICS_NAME = "scene.blend", "sheet.png", "metrics.json"
+
+
+def demo_marker(folder: Path) -> str | tuple[str, ...]:
+    """core.output_folder's marker of a demo folder: its video/ and result/ must be results of ours; a
+    metrics.json of ours (written last) vouches for the scene and sheet beside it."""
+    for name in (VIDEO_DIR, RESULT_DIR):
+        sub = folder / name
+        if sub.is_dir() and not sub.is_symlink():
+            missing_marker, names = foreign_entries(sub, RESULT_LAYOUT)
+            if missing_marker or names:
+                return f"its {name}/ is not a Geo4D result ({missing_marker or ', '.join(names)})"
+    try:
+        metrics = json.loads((folder / METRICS_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return ()
+    if isinstance(metrics, dict) and metrics.get("format") == DEMO_FORMAT:
+        return (METRICS_NAME, BLEND_NAME, SHEET_NAME)
+    return ()
+
+
+DEMO_LAYOUT = Layout(
+    "Geo4D demo", (f"{VIDEO_DIR}/", f"{VIDEO_DIR}/*", f"{RESULT_DIR}/", f"{RESULT_DIR}/*"), demo_marker
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +139,7 @@ def build_blend(result: Path, blend: Path):
     from ..scene_builder import import_result
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backup of the hidden partial file
     options = ImportOptions(point_size=POINT_SIZE, relative_to=str(blend.parent))
     imported = import_result(result, options)
     scene = bpy.context.scene
@@ -125,7 +154,12 @@ def build_blend(result: Path, blend: Path):
     scene.render.resolution_percentage = 100 * RENDER_SCALE
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend), relative_remap=False)
+    write_file(
+        blend,
+        lambda partial: bpy.ops.wm.save_as_mainfile(filepath=str(partial), relative_remap=False),
+        None,
+        "Blender file",
+    )
     return imported
 
 
@@ -212,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.synthetic_eval import quality_figures, truth_at_result
     from ..core.train.config import TRAIN_SEED_LIMIT, TRAIN_SEED_START
 
-    output = args.output.resolve()
+    output = check_output_folder(args.output, DEMO_LAYOUT, [args.model]).resolve()
     if TRAIN_SEED_START <= args.seed < TRAIN_SEED_LIMIT:
         logger.warning(
             "Seed %d is one of the training scenes' seeds: the figures will flatter the model.", args.seed
@@ -224,32 +258,45 @@ def run(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    video = make_video(output / "video", config)
+    video = make_video(output / VIDEO_DIR, config)
     timings["video"] = time.perf_counter() - started
 
     stage = time.perf_counter()
-    reconstruct_in_worker(video, output / "result", args.model, args.steps, args.python)
+    reconstruct_in_worker(video, output / RESULT_DIR, args.model, args.steps, args.python)
     timings["reconstruction"] = time.perf_counter() - stage
-    result = Reconstruction.load(output / "result")
+    result = Reconstruction.load(output / RESULT_DIR)
     truth = truth_at_result(config, result)
 
     stage = time.perf_counter()
-    build_blend(output / "result", output / "scene.blend")
+    build_blend(output / RESULT_DIR, output / BLEND_NAME)
     frames = np.linspace(0, result.num_frames - 1, SHEET_FRAMES).round().astype(int).tolist()
-    renders_folder = Path(tempfile.mkdtemp(prefix=".renders.", dir=output))
+    renders_folder = Path(tempfile.mkdtemp(prefix="geo4d-demo-renders."))
     try:
         renders = render_frames(frames, renders_folder)
     finally:
         shutil.rmtree(renders_folder, ignore_errors=True)
     figures = quality_figures(result, truth)
-    write_png(output / "sheet.png", make_sheet(result, truth, renders, frames, figures))
+    sheet_image = make_sheet(result, truth, renders, frames, figures)
+    write_file(output / SHEET_NAME, lambda partial: write_png(partial, sheet_image), None, "demo sheet")
     timings["scene and renders"] = time.perf_counter() - stage
     timings["total"] = time.perf_counter() - started
 
-    summary = {"seed": args.seed, "frames": args.frames, "model": args.model, "figures": asdict(figures)}
+    summary = {
+        "format": DEMO_FORMAT,
+        "seed": args.seed,
+        "frames": args.frames,
+        "model": args.model,
+        "figures": asdict(figures),
+    }
     summary["timings_s"] = {name: round(seconds, 2) for name, seconds in timings.items()}
     summary["pipeline_timings_s"] = result.timings
-    (output / "metrics.json").write_text(json.dumps(summary, indent=1))
+    text = json.dumps(summary, indent=1)
+    write_file(
+        output / METRICS_NAME,
+        lambda partial: partial.write_text(text, encoding="utf-8"),
+        None,
+        "demo figures",
+    )
     print(report(figures, timings, output))
     sys.stdout.flush()
     return 0

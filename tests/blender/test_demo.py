@@ -73,3 +73,25 @@ def test_demo_command_runs_end_to_end(tmp_path):
     figures = json.loads((output / "metrics.json").read_text())["figures"]
     assert set(figures) >= {"abs_rel", "focal_error", "ate_fraction", "rpe_rotation_deg"}
     assert "AbsRel" in done.stdout and "ATE" in done.stdout
+
+
+def test_an_earlier_demo_folder_is_recognised_and_a_users_scene_is_not(tmp_path):
+    """The demo's output-folder layout: its results and, once metrics.json carries the demo's marker,
+    the scene and sheet beside them; a scene.blend without that marker is the user's."""
+    from geo4d.commands.demo import DEMO_FORMAT, DEMO_LAYOUT
+    from geo4d.core.errors import Geo4DError
+    from geo4d.core.output_folder import check_output_folder
+
+    folder = tmp_path / "demo"
+    write_result(folder / "video", 16, 16, frames=2, seed=1)
+    write_result(folder / "result", 16, 16, frames=2, seed=2)
+    check_output_folder(folder, DEMO_LAYOUT)  # an unfinished demo: its two results only
+    (folder / "scene.blend").write_bytes(b"BLENDER the user's scene")
+    with pytest.raises(Geo4DError, match=r"did not write \(scene.blend\)"):
+        check_output_folder(folder, DEMO_LAYOUT)
+    (folder / "metrics.json").write_text(json.dumps({"format": DEMO_FORMAT}))
+    (folder / "sheet.png").write_bytes(b"png")
+    check_output_folder(folder, DEMO_LAYOUT)
+    (folder / "result" / "notes.txt").write_text("mine")
+    with pytest.raises(Geo4DError, match=r"its result/ is not a Geo4D result \(notes.txt\)"):
+        check_output_folder(folder, DEMO_LAYOUT)

@@ -343,7 +343,7 @@ def test_output_that_is_not_a_result_is_refused_before_work(tmp_path, synthetic_
     occupied.mkdir()
     (occupied / "holiday.jpg").write_bytes(b"x")
     started = time.perf_counter()
-    with pytest.raises(Geo4DError, match="not a Geo4D result"):
+    with pytest.raises(Geo4DError, match="not an earlier Geo4D result.*holiday.jpg"):
         reconstruct_to_folder(synthetic_clip, occupied, tiny_model, FAST)
     assert time.perf_counter() - started < 1.0 and (occupied / "holiday.jpg").exists()
 

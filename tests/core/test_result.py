@@ -91,7 +91,7 @@ def test_saving_replaces_a_previous_result_but_never_a_foreign_folder(tmp_path):
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(Geo4DError, match="not a Geo4D result; refusing"):
+    with pytest.raises(Geo4DError, match="not an earlier Geo4D result folder, so it is not replaced"):
         make_reconstruction().save(foreign)
     assert (foreign / "holiday.jpg").read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "result"]

@@ -204,7 +204,7 @@ def test_refuses_a_foreign_folder_and_leaves_nothing_behind(tmp_path):
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "holiday.jpg").write_bytes(b"not ours")
-    with pytest.raises(Geo4DError, match="not a Geo4D result"):
+    with pytest.raises(Geo4DError, match="not an earlier Geo4D result.*holiday.jpg"):
         write_synthetic(foreign, SceneConfig(frames=1, width=16, height=16))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
     assert [p.name for p in foreign.iterdir()] == ["holiday.jpg"]

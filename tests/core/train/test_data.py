@@ -10,9 +10,8 @@ import torch
 
 from geo4d.core.camera import invert_rigid, unproject_depth
 from geo4d.core.modalities import decode_disparity, decode_point_map, ray_trajectory_from_maps
-from geo4d.core.train.config import TRAIN_SEED_START, TrainConfig
+from geo4d.core.train.config import CACHE_NAME, TRAIN_SEED_START, TrainConfig
 from geo4d.core.train.data import (
-    CACHE_NAME,
     SceneSet,
     box_downsample,
     flip_targets,
