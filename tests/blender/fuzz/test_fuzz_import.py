@@ -1,0 +1,218 @@
+"""Fuzzing the importer: damaged result folders and bad arguments, each imported by Blender in a subprocess.
+
+Every case (fuzz_cases) gets its own copy of a small valid result with user files around it, damaged as
+the case says; the cases run in batches in two subprocesses (fuzz_runner), each a real bpy with the
+add-on registered. A case passes when Blender exits with status 0, every import either refuses with one
+clear line naming the file or field (and leaves no data-block behind) or builds a scene that reproduces
+the files exactly at every frame (also after the .blend is saved and reopened), and every file outside
+the result folder, and inside it unless the case damages it after the import, is byte-identical.
+
+A batch that dies (a signal, a non-zero exit) is taken apart: the case it died in runs again alone, the
+rest in a new batch, so that a crash is pinned on its case. Rerun one case with `-k <its id>`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from fuzz_cases import default_cases, many_cases
+from fuzz_damage import RESULT, apply_damage, make_workspace, tree_digest
+from synthetic_results import write_result
+
+RUNNER = Path(__file__).with_name("fuzz_runner.py")
+# Subprocesses at once: the machines that run the suite have two cores or more.
+PARALLEL = 2
+# Seconds a batch of cases, or a single case, may take before it counts as hung.
+BATCH_TIMEOUT = 900
+CASE_TIMEOUT = 120
+# Address space of a runner: a header that asks for 2**63 points must fail, not swap the machine.
+MEMORY_LIMIT = 8 << 30
+DEFAULT_CASES = default_cases()
+MANY_CASES = many_cases()
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+class Batches:
+    """Prepares the cases' workspaces, runs them in runner subprocesses and collects one outcome per case."""
+
+    def __init__(self, root: Path, base: Path) -> None:
+        self.root, self.base = root, base
+        self.neutral = root / "cwd"  # the runners' working folder: a relative result path finds nothing
+        self.neutral.mkdir(parents=True)
+        self.outcomes: dict[str, dict] = {}
+        self.digests: dict[str, dict] = {}
+        self.serial = 0
+
+    def prepare(self, case: dict) -> dict:
+        """A fresh workspace damaged as the case says (before the import), and its digest."""
+        number = case["id"].split("-")[0]
+        workspace = self.root / "cases" / number
+        make_workspace(self.base, workspace)
+        if case["when"] == "before":
+            for damage in case["damages"]:
+                apply_damage(workspace, damage, case["seed"])
+        skip = RESULT if case["when"] == "after" else None
+        self.digests[case["id"]] = tree_digest(workspace, skip)
+        return dict(case, workspace=str(workspace), blend=str(self.root / "blends" / f"{number}.blend"))
+
+    def run(self, cases: list[dict]) -> None:
+        (self.root / "blends").mkdir(exist_ok=True)
+        shards = [cases[start::PARALLEL] for start in range(PARALLEL)]
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            list(pool.map(self._run_batch, [shard for shard in shards if shard]))
+
+    def _run_batch(self, cases: list[dict]) -> None:
+        """Run cases in one subprocess; if it dies, the case it died in alone and the rest anew."""
+        while cases:
+            runs, returncode, log = self._subprocess([self.prepare(case) for case in cases])
+            done = [case for case in cases if case["id"] in runs]
+            for case in done:
+                self._record(case, runs[case["id"]], returncode if len(cases) == 1 else 0, log)
+            if returncode == 0 or len(cases) == 1:
+                for case in cases[len(done) :]:
+                    self._record(case, [], returncode or "no outcome", log)
+                return
+            rest = cases[len(done) :]
+            if not rest:  # died after its last case: look for the case in each half
+                self._run_batch(cases[: len(cases) // 2])
+                self._run_batch(cases[len(cases) // 2 :])
+                if all(self.outcomes[case["id"]]["returncode"] == 0 for case in cases):
+                    for case in cases:
+                        self._record(
+                            case, runs[case["id"]], returncode, "died at exit, no half alone does\n" + log
+                        )
+                return
+            self._run_batch(rest[:1])
+            if self.outcomes[rest[0]["id"]]["returncode"] == 0:
+                self._record(rest[0], [], returncode, "died in a batch, not alone\n" + log)
+            cases = rest[1:]
+
+    def _record(self, case: dict, runs: list, returncode: int | str, log: str) -> None:
+        workspace = self.root / "cases" / case["id"].split("-")[0]
+        after = tree_digest(workspace, RESULT if case["when"] == "after" else None)
+        before = self.digests[case["id"]]
+        changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+        self.outcomes[case["id"]] = {"runs": runs, "returncode": returncode, "log": log, "changed": changed}
+
+    def _subprocess(self, cases: list[dict]) -> tuple[dict, int, str]:
+        """Run prepared cases in a runner; returns their runs by id, the exit status and the log's end."""
+        self.serial += 1
+        plan, output = self.root / f"plan-{self.serial}.json", self.root / f"outcomes-{self.serial}.jsonl"
+        plan.write_text(json.dumps({"base": str(self.base), "cases": cases}))
+        output.write_text("")
+        log_path = self.root / f"log-{self.serial}.txt"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(RUNNER), str(plan), str(output)],
+                cwd=self.neutral,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_limit_memory,
+                start_new_session=True,
+            )
+            try:
+                returncode = process.wait(CASE_TIMEOUT if len(cases) == 1 else BATCH_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                returncode = -signal.SIGKILL
+        runs = {}
+        for line in output.read_text().splitlines():
+            record = json.loads(line)
+            if "runs" in record:
+                runs[record["id"]] = record["runs"]
+        return runs, returncode, log_path.read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture(scope="module")
+def base_result(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("fuzz-base") / "room"
+    write_result(folder, 48, 32, frames=4)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def outcomes(request, tmp_path_factory, base_result) -> dict[str, dict]:
+    """Outcomes of every case selected in this session (all of them run once, in batches)."""
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec") and "case" in item.callspec.params
+    ]
+    batches = Batches(tmp_path_factory.mktemp("fuzz"), base_result)
+    batches.run(selected)
+    return batches.outcomes
+
+
+def _names_the_fault(message: str, damages: list[dict]) -> bool:
+    """One of the damages has every group of its words in the message (Blender's own property
+    conversion errors are its wording, not ours)."""
+    if message.startswith("Converting py args to operator properties"):
+        return True
+    lower = message.lower()
+    return any(all(any(word.lower() in lower for word in group) for group in d["names"]) for d in damages)
+
+
+def judge(case: dict, outcome: dict) -> list[str]:
+    """What is wrong with a case's outcome; empty when it passed."""
+    returncode = outcome["returncode"]
+    if returncode != 0:
+        died = (
+            f"signal {signal.Signals(-returncode).name}"
+            if isinstance(returncode, int) and returncode < 0
+            else ""
+        )
+        return [f"Blender exited with {died or returncode}\n{outcome['log']}"]
+    faults = [f"files outside the result changed: {outcome['changed']}"] if outcome["changed"] else []
+    for run in outcome["runs"]:
+        mode, message = run["mode"], run.get("message", "")
+        faults += [f"{mode}: {problem}" for problem in run["problems"]]
+        if run["outcome"] == "error":
+            faults.append(f"{mode}: raised {message}\n{run['traceback']}")
+        elif run["outcome"] == "refused":
+            if case["when"] == "after":
+                faults.append(f"{mode}: refused the undamaged result: {message}")
+            elif not message.isprintable() or "Traceback" in message or "invalid literal" in message:
+                faults.append(f"{mode}: refused with more than one clear line: {message!r}")
+            elif not _names_the_fault(message, case["damages"]):
+                faults.append(f"{mode}: refused without naming the file or field at fault: {message!r}")
+        elif run["outcome"] == "imported" and case["expect"] == "refuse":
+            faults.append(f"{mode}: imported although the damage must be refused")
+        elif run["outcome"] not in ("imported", "refused"):
+            faults.append(f"{mode}: {run['outcome']} {message}")
+    return faults
+
+
+def check(case: dict, outcomes: dict[str, dict]) -> None:
+    faults = judge(case, outcomes[case["id"]])
+    assert not faults, f"{case['id']}: {faults[0]}\n" + "\n".join(faults[1:]) + f"\ncase: {json.dumps(case)}"
+
+
+def case_id(case: dict) -> str:
+    return case["id"]
+
+
+def test_the_default_run_has_enough_cases():
+    assert len(DEFAULT_CASES) >= 200 and len(MANY_CASES) >= 2000
+
+
+@pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
+def test_damaged_result(case, outcomes):
+    check(case, outcomes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", MANY_CASES, ids=case_id)
+def test_many_damaged_results(case, outcomes):
+    check(case, outcomes)
