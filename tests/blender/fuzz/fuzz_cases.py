@@ -183,6 +183,20 @@ PLY_BODY_DAMAGE = {
     "nan-confidence": "either",
     "all-nan": "refuse",
 }
+# What a frame whose PLY damage may be imported must show, next to the undamaged file's points.
+PLY_SHOWS = {
+    "minus-one": "all-but-last",
+    "0": "none",
+    "comment": "same",
+    "empty-face-element": "same",
+    "non-ascii": "same",
+    "swapped-xz": "swapped-xz",
+    "crlf": "same",
+    "trailing-bytes": "same",
+    "trailing-record": "same",
+    "huge-finite": "same-count",
+    "nan-confidence": "same",
+}
 # File damage: (expect, words a refusal names); None: the frame file's own name.
 FILE_DAMAGE = {
     "missing-frame": ("refuse", None),
@@ -317,10 +331,9 @@ def catalogue() -> list[dict]:
     ):
         for frame in (0, LATER_FRAME):
             names = [[frame_name(frame).split("/")[1]]]
-            damages += [
-                {"kind": kind, "how": how, "frame": frame, "expect": expect, "names": names}
-                for how, expect in table.items()
-            ]
+            for how, expect in table.items():
+                damage = {"kind": kind, "how": how, "frame": frame, "expect": expect, "names": names}
+                damages.append(damage | ({"shows": PLY_SHOWS[how]} if expect == "either" else {}))
     for kind, table in (("file", FILE_DAMAGE), ("symlink", LINK_DAMAGE)):
         for how, (expect, names) in table.items():
             if how not in FRAME_DAMAGES:
@@ -372,6 +385,22 @@ def targets(damage: dict) -> set[str]:
     if how == "result-is-link":
         return {"json", "frames", "depth", "video", "extras"} | all_frames
     return {next((name for name in ("depth", "video") if name in how), "extras")}
+
+
+def damaged_frames(damage: dict) -> set[int]:
+    """The result frames whose PLY file a damage of the files breaks (the damaged copy outside the
+    result that frames-to-damaged links to breaks frame 1)."""
+    if damage["kind"].startswith("json-") or damage["kind"] in ("argument", "folder"):
+        return set()
+    if "frame" in damage:
+        return {damage["frame"]}
+    if damage["how"] == "frames-to-damaged":
+        return {1}
+    return (
+        set(range(FRAMES))
+        if damage["how"] in ("frames-removed", "frames-is-file", "frames-to-missing")
+        else set()
+    )
 
 
 def can_happen_after_import(damage: dict) -> bool:

@@ -222,8 +222,9 @@ def _damage_frame_names(names: list, how: str, result: Path) -> list:
 
 
 def _header_and_body(data: bytes) -> tuple[list[bytes], bytes]:
+    """Header lines (without end_header) and the body of a PLY file."""
     end = data.index(HEADER_END)
-    return data[:end].split(b"\n"), data[end + len(HEADER_END) :]
+    return data[: end - 1].split(b"\n"), data[end + len(HEADER_END) :]
 
 
 def _join(lines: list[bytes], body: bytes, newline: bytes = b"\n") -> bytes:

@@ -20,7 +20,10 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from fuzz_damage import RESULT, apply_damage  # beside this script, which is first on sys.path
+
+# fuzz_cases and fuzz_damage lie beside this script, whose folder is first on sys.path.
+from fuzz_cases import damaged_frames
+from fuzz_damage import RESULT, apply_damage, frame_name
 
 import geo4d
 from geo4d.core.errors import Geo4DError
@@ -45,6 +48,8 @@ BLOCK_KINDS = (
 # OpenCV camera axes to Blender's (x right, y up, looking down -z).
 OPENCV_TO_BLENDER = np.diag([1.0, -1.0, -1.0, 1.0])
 MAX_FRAME = 1048574
+# The undamaged result's frame points [N, 3]: by the SHA-256 of their file, and by the file's name.
+BaseFrames = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 # Frames set after the result's own: before it, just after it, further on.
 OUTSIDE_OFFSETS = (-1, 0, 2)
 
@@ -101,9 +106,10 @@ def is_number(value: object) -> bool:
 class SceneCheck:
     """Whether an import reproduces its result folder: frames, fps, size, every camera pose and point."""
 
-    def __init__(self, result: Path, base_frames: dict[str, np.ndarray], frame_start: int) -> None:
-        self.result = result
-        self.base_frames = base_frames
+    def __init__(self, case: dict, base: BaseFrames, frame_start: int) -> None:
+        self.result = Path(case["workspace"]) / RESULT
+        self.damages = case["damages"]
+        self.base_frames, self.base_by_name = base
         self.frame_start = frame_start
         self.problems: list[str] = []
 
@@ -181,21 +187,40 @@ class SceneCheck:
             )
 
     def _check_points(self, index: int, name: object, world: np.ndarray, points: bpy.types.Object) -> int:
+        """The evaluated points of result frame `index` against the file the description lists for it."""
         shown = evaluated_positions(points)
         if not np.isfinite(shown).all():
             self.problems.append(f"non-finite point positions at result frame {index}")
         path = self.result / name if isinstance(name, str) and "\0" not in name else None
         if path is None or not path.is_file():
             return len(shown)
-        expected = self.base_frames.get(hashlib.sha256(path.read_bytes()).hexdigest())
+        expected, count_only = self.base_frames.get(hashlib.sha256(path.read_bytes()).hexdigest()), False
         if expected is None:
-            return len(shown)  # a damaged file: what it must show is the refusal's business
+            expected, count_only = self._damaged_frame_points(path)
+        if expected is None:
+            return len(shown)  # damaged beyond reading: such a file must have been refused
         expected = expected @ world[:3, :3].T + world[:3, 3]
-        if shown.shape != expected.shape or not np.allclose(shown, expected, atol=1e-4):
+        if shown.shape != expected.shape or not (count_only or np.allclose(shown, expected, atol=1e-4)):
             self.problems.append(
                 f"result frame {index} shows {len(shown)} points; its file {name} holds {len(expected)}"
             )
         return len(shown)
+
+    def _damaged_frame_points(self, path: Path) -> tuple[np.ndarray | None, bool]:
+        """The points [N, 3] that a PLY damaged in a readable way holds (from the undamaged file it was
+        made of), and whether only their number can be compared."""
+        for damage in self.damages:
+            if "shows" in damage and path.samefile(self.result / frame_name(damage["frame"])):
+                original = self.base_by_name[frame_name(damage["frame"])]
+                shows = {
+                    "same": original,
+                    "same-count": original,
+                    "all-but-last": original[:-1],
+                    "none": original[:0],
+                    "swapped-xz": original[:, ::-1],
+                }
+                return shows[damage["shows"]], damage["shows"] == "same-count"
+        return None, False
 
 
 def import_arguments(case: dict, mode: str) -> dict:
@@ -244,7 +269,7 @@ def import_once(case: dict, arguments: dict) -> tuple[str, str, int]:
     return "imported", "", bpy.context.scene.frame_start
 
 
-def run_mode(case: dict, mode: str, base_frames: dict[str, np.ndarray], blend: Path) -> dict:
+def run_mode(case: dict, mode: str, base_frames: BaseFrames, blend: Path) -> dict:
     """One import of a case, its checks, and the reopened .blend's checks."""
     reset()
     before = snapshot()
@@ -263,8 +288,7 @@ def run_mode(case: dict, mode: str, base_frames: dict[str, np.ndarray], blend: P
         if changed:
             record["problems"].append(f"a failed import changed the file: {changed}")
         return record
-    result = Path(case["workspace"]) / RESULT
-    check = SceneCheck(result, base_frames, frame_start)
+    check = SceneCheck(case, base_frames, frame_start)
     counts = check.run()
     record["problems"] += check.problems
     if case["reopen"] or case["when"] == "after":
@@ -273,12 +297,19 @@ def run_mode(case: dict, mode: str, base_frames: dict[str, np.ndarray], blend: P
 
 
 def reopen(case: dict, blend: Path, counts: dict[int, int], frame_start: int) -> list[str]:
-    """Save, damage the result if the case says so, open the .blend again, and set every frame again."""
+    """Save, damage the result if the case says so, open the .blend again, and set every frame again.
+
+    Opened after damage that an import must refuse, a damaged frame must show nothing: its file must
+    not reach Blender's PLY reader (which turns an infinite coordinate into 0, or crashes on a bad count).
+    """
     problems = []
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    unreadable = set()
     if case["when"] == "after":
         for damage in case["damages"]:
             apply_damage(Path(case["workspace"]), damage, case["seed"])
+            if damage["expect"] == "refuse":
+                unreadable |= damaged_frames(damage)
     reset()
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     cameras, clouds = our_objects()
@@ -291,6 +322,10 @@ def reopen(case: dict, blend: Path, counts: dict[int, int], frame_start: int) ->
             problems.append(f"non-finite points or camera at frame {frame} of the reopened file")
         if case["when"] == "before" and len(shown) != count:
             problems.append(f"the reopened file shows {len(shown)} points at frame {frame}, not {count}")
+        if frame - frame_start in unreadable and len(shown):
+            problems.append(
+                f"the reopened file read the damaged frame file: {len(shown)} points at frame {frame}"
+            )
     return problems
 
 
@@ -301,17 +336,17 @@ def modes(case: dict) -> tuple[str, ...]:
     return ("STREAMED",) if case["when"] == "after" else ("STREAMED", "PACKED")
 
 
-def read_base_frames(base: Path) -> dict[str, np.ndarray]:
-    """The undamaged frames' points [N, 3] by the SHA-256 of their files (parsed here, not by geo4d)."""
-    frames = {}
+def read_base_frames(base: Path) -> BaseFrames:
+    """The undamaged frames' points [N, 3] by the SHA-256 of their files and by their names (parsed
+    here, not by geo4d)."""
+    by_hash, by_name = {}, {}
+    record = np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3), ("confidence", "<f4")])
     for path in sorted((base / "frames").glob("*.ply")):
         data = path.read_bytes()
         end = data.index(b"end_header\n") + len(b"end_header\n")
-        records = np.frombuffer(
-            data[end:], dtype=np.dtype([("xyz", "<f4", 3), ("rgb", "u1", 3), ("c", "<f4")])
-        )
-        frames[hashlib.sha256(data).hexdigest()] = records["xyz"].astype(np.float64)
-    return frames
+        points = np.frombuffer(data[end:], dtype=record)["xyz"].astype(np.float64)
+        by_hash[hashlib.sha256(data).hexdigest()] = by_name[frame_name(int(path.stem))] = points
+    return by_hash, by_name
 
 
 def main(cases_path: str, outcomes_path: str) -> None:
