@@ -50,6 +50,7 @@ class Batches:
         self.root, self.base = root, base
         self.neutral = root / "cwd"  # the runners' working folder: a relative result path finds nothing
         self.neutral.mkdir(parents=True)
+        (root / "blends").mkdir()
         self.outcomes: dict[str, dict] = {}
         self.digests: dict[str, dict] = {}
         self.serial = 0
@@ -67,15 +68,17 @@ class Batches:
         return dict(case, workspace=str(workspace), blend=str(self.root / "blends" / f"{number}.blend"))
 
     def run(self, cases: list[dict]) -> None:
-        (self.root / "blends").mkdir(exist_ok=True)
-        shards = [cases[start::PARALLEL] for start in range(PARALLEL)]
+        """Every case's outcome, in PARALLEL subprocesses at once."""
+        prepared = [self.prepare(case) for case in cases]
+        shards = [prepared[start::PARALLEL] for start in range(PARALLEL)]
         with ThreadPoolExecutor(PARALLEL) as pool:
             list(pool.map(self._run_batch, [shard for shard in shards if shard]))
 
     def _run_batch(self, cases: list[dict]) -> None:
-        """Run cases in one subprocess; if it dies, the case it died in alone and the rest anew."""
+        """Run prepared cases in one subprocess; if it dies, the case it died in alone (prepared again)
+        and the cases it had not reached in a new batch."""
         while cases:
-            runs, returncode, log = self._subprocess([self.prepare(case) for case in cases])
+            runs, returncode, log = self._subprocess(cases)
             done = [case for case in cases if case["id"] in runs]
             for case in done:
                 self._record(case, runs[case["id"]], returncode if len(cases) == 1 else 0, log)
@@ -85,15 +88,16 @@ class Batches:
                 return
             rest = cases[len(done) :]
             if not rest:  # died after its last case: look for the case in each half
-                self._run_batch(cases[: len(cases) // 2])
-                self._run_batch(cases[len(cases) // 2 :])
+                again = [self.prepare(case) for case in cases]
+                self._run_batch(again[: len(cases) // 2])
+                self._run_batch(again[len(cases) // 2 :])
                 if all(self.outcomes[case["id"]]["returncode"] == 0 for case in cases):
                     for case in cases:
                         self._record(
                             case, runs[case["id"]], returncode, "died at exit, no half alone does\n" + log
                         )
                 return
-            self._run_batch(rest[:1])
+            self._run_batch([self.prepare(rest[0])])
             if self.outcomes[rest[0]["id"]]["returncode"] == 0:
                 self._record(rest[0], [], returncode, "died in a batch, not alone\n" + log)
             cases = rest[1:]
