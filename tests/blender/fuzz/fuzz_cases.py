@@ -2,7 +2,8 @@
 
 A damage is a JSON-able dict: `kind` and its parameters (see fuzz_damage), `expect` ("refuse": the
 importer must refuse it; "either": a refusal or a faithful scene are both right) and `names`: groups of
-words, one of each group must appear in a refusal (the file and the field or argument at fault).
+words, one of each group must appear in a refusal (the file and the field or argument at fault); a PLY
+damage an import may accept says in `shows` what its frame must then show.
 A case adds how it is imported (`route`: the Python function or the operator), `when` the damage happens
 (`before` the import, or `after` it and before the saved .blend is opened again), whether the saved
 .blend is reopened, and a seed for the damage's random bytes.
@@ -317,7 +318,7 @@ def catalogue() -> list[dict]:
             )
     tables = (
         ("json-source-frames", SOURCE_FRAMES_DAMAGE, [FILE, ["source"]]),
-        ("json-frames", FRAME_NAMES_DAMAGE, [[JSON_NAME, "frames/"]]),
+        ("json-frames", FRAME_NAMES_DAMAGE, [[JSON_NAME, "frames"]]),
         ("json-text", JSON_TEXT_DAMAGE, [FILE]),
     )
     for kind, table, names in tables:
