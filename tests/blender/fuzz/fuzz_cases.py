@@ -122,7 +122,7 @@ def targets(damage: dict) -> set[str]:
     """What a damage changes, so that two damages of one case never touch the same file."""
     kind, how = damage["kind"], damage.get("how", "")
     all_frames = {f"frame {index}" for index in range(FRAMES)}
-    if kind.startswith("json-") or how.startswith("json"):
+    if kind.startswith("json-") or "json" in how:
         return {"json"}
     if "frame" in damage:
         return {f"frame {damage['frame']}"}

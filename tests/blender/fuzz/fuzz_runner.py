@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import resource
 import sys
 import traceback
 from pathlib import Path
@@ -45,6 +46,8 @@ BLOCK_KINDS = (
     "images",
     "texts",
 )
+# Address space of a runner: a PLY header asking for 2**63 points must fail, not swap the machine.
+MEMORY_LIMIT = 8 << 30
 # OpenCV camera axes to Blender's (x right, y up, looking down -z).
 OPENCV_TO_BLENDER = np.diag([1.0, -1.0, -1.0, 1.0])
 MAX_FRAME = 1048574
@@ -350,6 +353,7 @@ def read_base_frames(base: Path) -> BaseFrames:
 
 
 def main(cases_path: str, outcomes_path: str) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     plan = json.loads(Path(cases_path).read_text())
     base_frames = read_base_frames(Path(plan["base"]))
     geo4d.register()
