@@ -13,6 +13,7 @@ rest in a new batch, so that a crash is pinned on its case. Rerun one case with 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -29,8 +30,9 @@ from synthetic_results import write_result
 RUNNER = Path(__file__).with_name("fuzz_runner.py")
 # Subprocesses at once: the machines that run the suite have two cores or more.
 PARALLEL = 2
-# Seconds a batch of cases, or a single case, may take before it counts as hung.
-BATCH_TIMEOUT = 900
+# Most cases one runner takes, and the seconds a batch or a single case may take before it counts as hung.
+BATCH_SIZE = 150
+BATCH_TIMEOUT = 600
 CASE_TIMEOUT = 120
 DEFAULT_CASES = default_cases()
 MANY_CASES = many_cases()
@@ -46,7 +48,7 @@ class Batches:
         (root / "blends").mkdir()
         self.outcomes: dict[str, dict] = {}
         self.digests: dict[str, dict] = {}
-        self.serial = 0
+        self.serials = itertools.count()  # names of the runners' files; next() is atomic across threads
 
     def prepare(self, case: dict) -> dict:
         """A fresh workspace damaged as the case says (before the import), and its digest."""
@@ -65,7 +67,11 @@ class Batches:
         prepared = [self.prepare(case) for case in cases]
         shards = [prepared[start::PARALLEL] for start in range(PARALLEL)]
         with ThreadPoolExecutor(PARALLEL) as pool:
-            list(pool.map(self._run_batch, [shard for shard in shards if shard]))
+            list(pool.map(self._run_shard, [shard for shard in shards if shard]))
+
+    def _run_shard(self, cases: list[dict]) -> None:
+        for start in range(0, len(cases), BATCH_SIZE):
+            self._run_batch(cases[start : start + BATCH_SIZE])
 
     def _run_batch(self, cases: list[dict]) -> None:
         """Run prepared cases in one subprocess; if it dies, the case it died in alone (prepared again)
@@ -104,11 +110,11 @@ class Batches:
 
     def _subprocess(self, cases: list[dict]) -> tuple[dict, int, str]:
         """Run prepared cases in a runner; returns their runs by id, the exit status and the log's end."""
-        self.serial += 1
-        plan, output = self.root / f"plan-{self.serial}.json", self.root / f"outcomes-{self.serial}.jsonl"
+        serial = next(self.serials)
+        plan, output = self.root / f"plan-{serial}.json", self.root / f"outcomes-{serial}.jsonl"
         plan.write_text(json.dumps({"base": str(self.base), "cases": cases}))
         output.write_text("")
-        log_path = self.root / f"log-{self.serial}.txt"
+        log_path = self.root / f"log-{serial}.txt"
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 [sys.executable, str(RUNNER), str(plan), str(output)],
