@@ -1,12 +1,16 @@
 """Runs fuzz cases through the importer in this process (real bpy) and writes one JSON line per case.
 
-Usage: python fuzz_runner.py CASES.json OUTCOMES.jsonl. For each case and storage mode: a factory-fresh
-file, an import through geo4d's Python function or its operator, then every frame of the result and frames
-outside it are set and evaluated (a streamed import reads its PLY files only then), and for some cases the
-.blend is saved and opened again (a case damaged "after" the import is damaged between the two). A line
-records the outcome ("imported", "refused" with its message, or "error" with the traceback) and every
-problem found: a scene that does not reproduce the files, non-finite points, data-blocks left behind by a
-refusal. The parent test (test_fuzz_import) judges the lines, the exit status and the user's files.
+Usage: python fuzz_runner.py import|reopen CASES.json OUTCOMES.jsonl.
+Phase "import", for each case and storage mode: a factory-fresh file, an import through geo4d's Python
+function or its operator, then every frame of the result and frames outside it are set and evaluated (a
+streamed import reads its PLY files only then); some cases save the .blend and open it again at once.
+A case that damages its result after the import saves the .blend for phase "reopen", which a fresh
+process runs once the parent test has damaged the result: Blender's Import PLY node caches what it read
+per path, so only a process that never read those files sees what a user opening the .blend would.
+A line records each outcome ("imported", "refused" with its message, "error" with the traceback,
+"opened") and every problem found: a scene that does not reproduce the files, non-finite points, a
+damaged file read, data-blocks left behind by a refusal. The parent test (test_fuzz_import) judges the
+lines, the exit status and the user's files.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 
 # fuzz_cases and fuzz_damage lie beside this script, whose folder is first on sys.path.
 from fuzz_cases import damaged_frames
-from fuzz_damage import RESULT, apply_damage, frame_name
+from fuzz_damage import RESULT, frame_name
 
 import geo4d
 from geo4d.core.errors import Geo4DError
@@ -272,8 +276,9 @@ def import_once(case: dict, arguments: dict) -> tuple[str, str, int]:
     return "imported", "", bpy.context.scene.frame_start
 
 
-def run_mode(case: dict, mode: str, base_frames: BaseFrames, blend: Path) -> dict:
-    """One import of a case, its checks, and the reopened .blend's checks."""
+def run_mode(case: dict, mode: str, base_frames: BaseFrames) -> dict:
+    """One import of a case and its checks; the saved .blend reopened here, or kept for the reopen phase
+    when the case damages the result after the import."""
     reset()
     before = snapshot()
     arguments = import_arguments(case, mode)
@@ -295,37 +300,36 @@ def run_mode(case: dict, mode: str, base_frames: BaseFrames, blend: Path) -> dic
     counts = check.run()
     record["problems"] += check.problems
     if case["reopen"] or case["when"] == "after":
-        record["problems"] += reopen(case, blend, counts, frame_start)
+        bpy.ops.wm.save_as_mainfile(filepath=case["blend"])
+        record["saved"] = {"counts": counts, "frame_start": frame_start}
+    if case["reopen"] and case["when"] == "before":
+        record["problems"] += reopen(case, record["saved"])
     return record
 
 
-def reopen(case: dict, blend: Path, counts: dict[int, int], frame_start: int) -> list[str]:
-    """Save, damage the result if the case says so, open the .blend again, and set every frame again.
+def reopen(case: dict, saved: dict) -> list[str]:
+    """Open the case's saved .blend in a fresh file and set every frame that was set after the import.
 
     Opened after damage that an import must refuse, a damaged frame must show nothing: its file must
     not reach Blender's PLY reader (which turns an infinite coordinate into 0, or crashes on a bad count).
     """
-    problems = []
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     unreadable = set()
     if case["when"] == "after":
-        for damage in case["damages"]:
-            apply_damage(Path(case["workspace"]), damage, case["seed"])
-            if damage["expect"] == "refuse":
-                unreadable |= damaged_frames(damage)
+        unreadable = set().union(*(damaged_frames(d) for d in case["damages"] if d["expect"] == "refuse"))
     reset()
-    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=case["blend"])
     cameras, clouds = our_objects()
     if len(cameras) != 1 or len(clouds) != 1:
         return [f"the reopened file holds {len(cameras)} cameras and {len(clouds)} point clouds"]
-    for frame, count in sorted(counts.items()):
+    problems = []
+    for frame, count in sorted((int(frame), count) for frame, count in saved["counts"].items()):
         bpy.context.scene.frame_set(frame)
         shown = evaluated_positions(clouds[0])
         if not np.isfinite(shown).all() or not np.isfinite(np.array(cameras[0].matrix_world)).all():
             problems.append(f"non-finite points or camera at frame {frame} of the reopened file")
         if case["when"] == "before" and len(shown) != count:
             problems.append(f"the reopened file shows {len(shown)} points at frame {frame}, not {count}")
-        if frame - frame_start in unreadable and len(shown):
+        if frame - saved["frame_start"] in unreadable and len(shown):
             problems.append(
                 f"the reopened file read the damaged frame file: {len(shown)} points at frame {frame}"
             )
@@ -352,7 +356,14 @@ def read_base_frames(base: Path) -> BaseFrames:
     return by_hash, by_name
 
 
-def main(cases_path: str, outcomes_path: str) -> None:
+def run_case(case: dict, phase: str, base_frames: BaseFrames) -> list[dict]:
+    """The records of one case: one per import (phase "import"), or the reopened file's (phase "reopen")."""
+    if phase == "reopen":
+        return [{"mode": "REOPENED", "outcome": "opened", "problems": reopen(case, case["saved"])}]
+    return [run_mode(case, mode, base_frames) for mode in modes(case)]
+
+
+def main(phase: str, cases_path: str, outcomes_path: str) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     plan = json.loads(Path(cases_path).read_text())
     base_frames = read_base_frames(Path(plan["base"]))
@@ -361,13 +372,11 @@ def main(cases_path: str, outcomes_path: str) -> None:
         for case in plan["cases"]:
             outcomes.write(json.dumps({"id": case["id"], "started": True}) + "\n")
             outcomes.flush()
-            runs = []
-            for mode in modes(case):
-                runs.append(run_mode(case, mode, base_frames, Path(case["blend"])))
+            runs = run_case(case, phase, base_frames)
             outcomes.write(json.dumps({"id": case["id"], "runs": runs}) + "\n")
             outcomes.flush()
     reset()
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:4])

@@ -6,6 +6,8 @@ add-on registered. A case passes when Blender exits with status 0, every import 
 clear line naming the file or field (and leaves no data-block behind) or builds a scene that reproduces
 the files exactly at every frame (also after the .blend is saved and reopened), and every file outside
 the result folder, and inside it unless the case damages it after the import, is byte-identical.
+A case that damages its result after the import is damaged here once its .blend is saved, and the
+.blend is opened by a fresh runner (Blender caches what its Import PLY node read, per process).
 
 A batch that dies (a signal, a non-zero exit) is taken apart: the case it died in runs again alone, the
 rest in a new batch, so that a crash is pinned on its case. Rerun one case with `-k <its id>`.
@@ -38,6 +40,11 @@ DEFAULT_CASES = default_cases()
 MANY_CASES = many_cases()
 
 
+def _number(case: dict) -> str:
+    """The unique prefix of a case's id, which names its workspace and .blend."""
+    return case["id"].split("-")[0]
+
+
 class Batches:
     """Prepares the cases' workspaces, runs them in runner subprocesses and collects one outcome per case."""
 
@@ -52,32 +59,52 @@ class Batches:
 
     def prepare(self, case: dict) -> dict:
         """A fresh workspace damaged as the case says (before the import), and its digest."""
-        number = case["id"].split("-")[0]
-        workspace = self.root / "cases" / number
+        workspace = self.root / "cases" / _number(case)
         make_workspace(self.base, workspace)
         if case["when"] == "before":
             for damage in case["damages"]:
                 apply_damage(workspace, damage, case["seed"])
         skip = RESULT if case["when"] == "after" else None
         self.digests[case["id"]] = tree_digest(workspace, skip)
-        return dict(case, workspace=str(workspace), blend=str(self.root / "blends" / f"{number}.blend"))
+        return dict(case, workspace=str(workspace), blend=self._blend(case))
+
+    def _blend(self, case: dict) -> str:
+        return str(self.root / "blends" / f"{_number(case)}.blend")
 
     def run(self, cases: list[dict]) -> None:
-        """Every case's outcome, in PARALLEL subprocesses at once."""
-        prepared = [self.prepare(case) for case in cases]
-        shards = [prepared[start::PARALLEL] for start in range(PARALLEL)]
+        """Every case's outcome: the imports, then the .blend files of cases damaged after the import
+        reopened by fresh runners once their results are damaged."""
+        self._in_parallel([self.prepare(case) for case in cases], "import")
+        saved = []
+        for case in cases:
+            runs = self.outcomes[case["id"]]["runs"]
+            if case["when"] == "after" and runs and "saved" in runs[0]:
+                workspace = self.root / "cases" / _number(case)
+                for damage in case["damages"]:
+                    apply_damage(workspace, damage, case["seed"])
+                saved.append(
+                    dict(case, workspace=str(workspace), blend=self._blend(case), saved=runs[0]["saved"])
+                )
+        self._in_parallel(saved, "reopen")
+
+    def _in_parallel(self, cases: list[dict], phase: str) -> None:
+        shards = [cases[start::PARALLEL] for start in range(PARALLEL)]
         with ThreadPoolExecutor(PARALLEL) as pool:
-            list(pool.map(self._run_shard, [shard for shard in shards if shard]))
+            list(pool.map(self._run_shard, [shard for shard in shards if shard], [phase] * PARALLEL))
 
-    def _run_shard(self, cases: list[dict]) -> None:
+    def _run_shard(self, cases: list[dict], phase: str) -> None:
         for start in range(0, len(cases), BATCH_SIZE):
-            self._run_batch(cases[start : start + BATCH_SIZE])
+            self._run_batch(cases[start : start + BATCH_SIZE], phase)
 
-    def _run_batch(self, cases: list[dict]) -> None:
-        """Run prepared cases in one subprocess; if it dies, the case it died in alone (prepared again)
-        and the cases it had not reached in a new batch."""
+    def _again(self, case: dict, phase: str) -> dict:
+        """A case ready to run once more: imports need a fresh workspace, reopening only reads."""
+        return self.prepare(case) if phase == "import" else case
+
+    def _run_batch(self, cases: list[dict], phase: str) -> None:
+        """Run prepared cases in one subprocess; if it dies, the case it died in alone and the cases it
+        had not reached in a new batch."""
         while cases:
-            runs, returncode, log = self._subprocess(cases)
+            runs, returncode, log = self._subprocess(cases, phase)
             done = [case for case in cases if case["id"] in runs]
             for case in done:
                 self._record(case, runs[case["id"]], returncode if len(cases) == 1 else 0, log)
@@ -87,28 +114,32 @@ class Batches:
                 return
             rest = cases[len(done) :]
             if not rest:  # died after its last case: look for the case in each half
-                again = [self.prepare(case) for case in cases]
-                self._run_batch(again[: len(cases) // 2])
-                self._run_batch(again[len(cases) // 2 :])
+                again = [self._again(case, phase) for case in cases]
+                self._run_batch(again[: len(cases) // 2], phase)
+                self._run_batch(again[len(cases) // 2 :], phase)
                 if all(self.outcomes[case["id"]]["returncode"] == 0 for case in cases):
                     for case in cases:
                         self._record(
                             case, runs[case["id"]], returncode, "died at exit, no half alone does\n" + log
                         )
                 return
-            self._run_batch([self.prepare(rest[0])])
+            self._run_batch([self._again(rest[0], phase)], phase)
             if self.outcomes[rest[0]["id"]]["returncode"] == 0:
                 self._record(rest[0], [], returncode, "died in a batch, not alone\n" + log)
             cases = rest[1:]
 
     def _record(self, case: dict, runs: list, returncode: int | str, log: str) -> None:
-        workspace = self.root / "cases" / case["id"].split("-")[0]
+        """A case's outcome; a reopened file's record joins the case's imports (replacing an earlier one)."""
+        workspace = self.root / "cases" / _number(case)
         after = tree_digest(workspace, RESULT if case["when"] == "after" else None)
         before = self.digests[case["id"]]
         changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+        if "saved" in case:
+            imports = [run for run in self.outcomes[case["id"]]["runs"] if run["mode"] != "REOPENED"]
+            runs = imports + runs
         self.outcomes[case["id"]] = {"runs": runs, "returncode": returncode, "log": log, "changed": changed}
 
-    def _subprocess(self, cases: list[dict]) -> tuple[dict, int, str]:
+    def _subprocess(self, cases: list[dict], phase: str) -> tuple[dict, int, str]:
         """Run prepared cases in a runner; returns their runs by id, the exit status and the log's end."""
         serial = next(self.serials)
         plan, output = self.root / f"plan-{serial}.json", self.root / f"outcomes-{serial}.jsonl"
@@ -117,7 +148,7 @@ class Batches:
         log_path = self.root / f"log-{serial}.txt"
         with open(log_path, "w") as log:
             process = subprocess.Popen(
-                [sys.executable, str(RUNNER), str(plan), str(output)],
+                [sys.executable, str(RUNNER), phase, str(plan), str(output)],
                 cwd=self.neutral,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -191,7 +222,7 @@ def judge(case: dict, outcome: dict) -> list[str]:
                 faults.append(f"{mode}: refused without naming the file or field at fault: {message!r}")
         elif run["outcome"] == "imported" and case["expect"] == "refuse":
             faults.append(f"{mode}: imported although the damage must be refused")
-        elif run["outcome"] not in ("imported", "refused"):
+        elif run["outcome"] not in ("imported", "refused", "opened"):
             faults.append(f"{mode}: {run['outcome']} {message}")
     return faults
 
