@@ -10,7 +10,9 @@ A case that damages its result after the import is damaged here once its .blend 
 .blend is opened by a fresh runner (Blender caches what its Import PLY node read, per process).
 
 A batch that dies (a signal, a non-zero exit) is taken apart: the case it died in runs again alone, the
-rest in a new batch, so that a crash is pinned on its case. Rerun one case with `-k <its id>`.
+rest in a new batch, so that a crash is pinned on its case; one that dies after its last case is split in
+halves until a case dies alone (or, when none does, reported by test_every_runner_exited_cleanly).
+Rerun one case with `-k <its id>`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class Batches:
         self.neutral.mkdir(parents=True)
         (root / "blends").mkdir()
         self.outcomes: dict[str, dict] = {}
+        # Runners that died after their last case where no half of their cases dies alone.
+        self.unpinned: list[dict] = []
         self.digests: dict[str, dict] = {}
         self.serials = itertools.count()  # names of the runners' files; next() is atomic across threads
 
@@ -118,10 +122,9 @@ class Batches:
                 self._run_batch(again[: len(cases) // 2], phase)
                 self._run_batch(again[len(cases) // 2 :], phase)
                 if all(self.outcomes[case["id"]]["returncode"] == 0 for case in cases):
-                    for case in cases:
-                        self._record(
-                            case, runs[case["id"]], returncode, "died at exit, no half alone does\n" + log
-                        )
+                    self.unpinned.append(
+                        {"cases": [case["id"] for case in cases], "returncode": returncode, "log": log}
+                    )
                 return
             self._run_batch([self._again(rest[0], phase)], phase)
             if self.outcomes[rest[0]["id"]]["returncode"] == 0:
@@ -176,7 +179,7 @@ def base_result(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def outcomes(request, tmp_path_factory, base_result) -> dict[str, dict]:
+def batches(request, tmp_path_factory, base_result) -> Batches:
     """Outcomes of every case selected in this session (all of them run once, in batches)."""
     selected = [
         item.callspec.params["case"]
@@ -185,7 +188,7 @@ def outcomes(request, tmp_path_factory, base_result) -> dict[str, dict]:
     ]
     batches = Batches(tmp_path_factory.mktemp("fuzz"), base_result)
     batches.run(selected)
-    return batches.outcomes
+    return batches
 
 
 def _names_the_fault(message: str, damages: list[dict]) -> bool:
@@ -227,8 +230,8 @@ def judge(case: dict, outcome: dict) -> list[str]:
     return faults
 
 
-def check(case: dict, outcomes: dict[str, dict]) -> None:
-    faults = judge(case, outcomes[case["id"]])
+def check(case: dict, batches: Batches) -> None:
+    faults = judge(case, batches.outcomes[case["id"]])
     assert not faults, f"{case['id']}: {faults[0]}\n" + "\n".join(faults[1:]) + f"\ncase: {json.dumps(case)}"
 
 
@@ -241,11 +244,21 @@ def test_the_default_run_has_enough_cases():
 
 
 @pytest.mark.parametrize("case", DEFAULT_CASES, ids=case_id)
-def test_damaged_result(case, outcomes):
-    check(case, outcomes)
+def test_damaged_result(case, batches):
+    check(case, batches)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", MANY_CASES, ids=case_id)
-def test_many_damaged_results(case, outcomes):
-    check(case, outcomes)
+def test_many_damaged_results(case, batches):
+    check(case, batches)
+
+
+@pytest.mark.parametrize("run", ["default", pytest.param("many", marks=pytest.mark.slow)])
+def test_every_runner_exited_cleanly(run, batches):
+    """A runner that died after its last case, where no half of its cases dies alone (memory that an
+    earlier import damaged, found only at exit), is a crash no single case can be blamed for."""
+    assert not batches.unpinned, "\n".join(
+        f"a runner exited with {death['returncode']} after cases {death['cases']}\n{death['log']}"
+        for death in batches.unpinned
+    )
