@@ -297,7 +297,11 @@ def run_mode(case: dict, mode: str, base_frames: BaseFrames) -> dict:
             record["problems"].append(f"a failed import changed the file: {changed}")
         return record
     check = SceneCheck(case, base_frames, frame_start)
-    counts = check.run()
+    try:
+        counts = check.run()
+    except Exception as error:  # the import accepted what the checks cannot even read
+        check.problems.append(f"imported a result the checks cannot read: {error!r}")
+        counts = {}
     record["problems"] += check.problems
     if case["reopen"] or case["when"] == "after":
         bpy.ops.wm.save_as_mainfile(filepath=case["blend"])
@@ -308,7 +312,15 @@ def run_mode(case: dict, mode: str, base_frames: BaseFrames) -> dict:
 
 
 def reopen(case: dict, saved: dict) -> list[str]:
-    """Open the case's saved .blend in a fresh file and set every frame that was set after the import.
+    """Open the case's saved .blend in a fresh file and set every frame that was set after the import."""
+    try:
+        return _reopen(case, saved)
+    except RuntimeError as error:  # Blender's own refusal to open the file
+        return [f"the saved .blend does not open: {error}"]
+
+
+def _reopen(case: dict, saved: dict) -> list[str]:
+    """The problems of the reopened file.
 
     Opened after damage that an import must refuse, a damaged frame must show nothing: its file must
     not reach Blender's PLY reader (which turns an infinite coordinate into 0, or crashes on a bad count).
