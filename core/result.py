@@ -237,16 +237,16 @@ def read_description(folder: str | Path) -> ResultDescription:
     """
     folder = Path(folder)
     path = folder / JSON_NAME
-    if not folder.is_dir():
-        raise Geo4DError(f"{folder} is not a folder. Give the folder that holds {JSON_NAME}.")
     try:
+        if not folder.is_dir():
+            raise Geo4DError(f"{folder} is not a folder. Give the folder that holds {JSON_NAME}.")
         text = path.read_bytes()
+        description = parse_description(text, path)
+        absent = [name for name in description.frames if not (folder / name).is_file()]
     except FileNotFoundError as error:
         raise Geo4DError(f"{folder} is not a Geo4D result: {JSON_NAME} is missing.") from error
     except OSError as error:
-        raise Geo4DError(f"{path} is damaged and cannot be parsed ({error.strerror or error}).") from error
-    description = parse_description(text, path)
-    absent = [name for name in description.frames if not (folder / name).is_file()]
+        raise Geo4DError(f"{path} cannot be read ({error.strerror or error}). Check the path.") from error
     if absent:
         raise Geo4DError(
             f"{folder} is incomplete: {len(absent)} of {description.num_frames} frame files are missing "

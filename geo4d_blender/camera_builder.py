@@ -121,8 +121,13 @@ def _add_footage(
     video = description.source_video
     if video is None:
         return []
-    path = (folder / video).resolve()
-    if not path.is_file():
+    path = folder / video
+    try:
+        path = path.resolve(strict=True)
+        usable = path.is_file()
+    except (OSError, RuntimeError):  # missing, a link loop (RuntimeError before Python 3.13), unreadable
+        usable = False
+    if not usable:
         return [f"The source video {path} is missing; the camera has no background footage."]
     try:
         clip = bpy.data.movieclips.load(str(path))

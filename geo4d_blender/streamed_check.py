@@ -2,8 +2,8 @@
 
 A streamed cloud's Import PLY node reads frame k's file whenever the frame changes, and Blender's PLY
 reader crashes on some damaged files. The load_post handler runs before the opened file's first
-evaluation: it checks every frame file's header and size (milliseconds per frame, no point data read)
-and turns off the modifier of a cloud whose folder has a bad file, with the problem stored on the object
+evaluation: it checks every frame file as the importer does (header, size, finite coordinates; about
+0.3 s of CPU for 300 frames of 100 k points) and turns off the modifier of a cloud whose folder has a bad file, with the problem stored on the object
 (PROBLEM_TAG, shown in the Geo4D panel) and logged. A cloud it turned off comes back on by itself once
 its files are whole again when a .blend is opened.
 """
@@ -52,7 +52,7 @@ def _problem(modifier: bpy.types.NodesModifier) -> str | None:
             f"its {FRAMES_MODIFIER!r} modifier has no frame folder or frame count. Import the result again."
         )
     try:
-        check_frames(Path(bpy.path.abspath(folder)), frame_count, read_bodies=False)
+        check_frames(Path(bpy.path.abspath(folder)), frame_count)
     except Geo4DError as error:
         return str(error)
     return None

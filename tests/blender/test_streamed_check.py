@@ -97,8 +97,10 @@ def test_a_damaged_frame_turns_its_cloud_off_on_opening_until_it_is_whole(scene,
         f"turned off on opening the file: {bad} is not a valid Geo4D point file: the point count in "
         "'element vertex -1' is not a whole number from 0 to 50000000. Reconstruct the result again."
     )
-    # A whole header over random points is read safely by Blender: that cloud stays on.
-    assert clouds["Geo4D noisy points"] == [True, True, None, counts["noisy"]]
+    # Random points under a whole header include non-finite coordinates: refused as the importer would.
+    viewport, render, problem, shown = clouds["Geo4D noisy points"]
+    assert (viewport, render, shown) == (False, False, [0] * FRAMES)
+    assert "non-finite coordinates" in problem and frame_file_name(1) in problem
 
     bad.write_bytes(whole)
     assert open_and_play(blend)["Geo4D bad points"] == [True, True, None, counts["bad"]]
