@@ -15,6 +15,8 @@ import pytest
 from movie_strips import add_movie_strip, collection_names, write_clip
 
 import geo4d
+from geo4d.commands import import_result as import_command
+from geo4d.core.cli import main
 from geo4d.core.errors import Geo4DError
 from geo4d.core.windows import MAX_STRIDE
 from geo4d.owned_data import RESULT_TAG
@@ -135,6 +137,21 @@ def test_operator_names_the_bad_property_before_any_work(scene, clip, tmp_path, 
         message,
         output,
     )
+
+
+def test_import_operator_and_command_name_the_bad_option(scene, room_result, tmp_path, capsys):
+    folder, _ = room_result
+    output = tmp_path / "scene.blend"
+    refused_before_work(
+        lambda: bpy.ops.geo4d.import_result(directory=str(folder), point_size=math.nan),
+        "^Error: point_size = nan is invalid",
+        output,
+    )
+    argv = ["import", str(folder), "-o", str(output), "--point-size", "nan"]
+    assert main([import_command], argv) == 1 and not output.exists()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "geo4d: error: --point-size = nan is invalid: it must be a number in (0, 1000] pixels. Change the option."
+    ]
 
 
 def test_the_stride_limit_is_the_same_on_every_surface(scene):
