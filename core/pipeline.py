@@ -61,10 +61,10 @@ class ReconstructionSettings:
     start, end: source frame range [start, end) (end None = to the last frame). stride: frames between
     window starts (1..15: consecutive windows must share a frame; smaller = more windows, slower,
     steadier). steps: DDIM steps per window, 0 = the model's own (1 for the embedded tiny, 5 for the
-    published Geo4D; the result's settings["sampling_steps"] records the steps run). seed: noise seed (window i uses seed + i).
-    device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on CUDA where supported, else
-    fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of 64 each; None picks by the
-    video's aspect among the model's input sizes.
+    published Geo4D; the result's settings["sampling_steps"] records the steps run). seed: noise seed
+    (window i uses seed + i). device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on
+    CUDA where supported, else fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of
+    64 each; None picks by the video's aspect among the model's input sizes.
     max_points_per_frame, min_confidence: which points the result folder's PLY files keep.
     window_batch: windows per network call (0 = auto: 1 on the CPU; on CUDA up to 8, halved whenever
     memory runs out). decode_batch: frames per VAE encode/decode call (lower it to save memory).
