@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import ModuleType
+from typing import NoReturn
 
 from .cpu import apply_openmp_defaults
-from .errors import Cancelled, Geo4DError
+from .errors import Cancelled, Geo4DError, SettingError
 
 
 def size_argument(text: str) -> tuple[int, int]:
@@ -27,8 +29,29 @@ def size_argument(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2); --help has the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+@contextmanager
+def options_named(options: Mapping[str, str]) -> Iterator[None]:
+    """Say a SettingError raised inside in the command line's words: `--end`, not `ReconstructionSettings.end`.
+
+    options: settings field -> the option that sets it; a field not in it is re-raised as it is.
+    """
+    try:
+        yield
+    except SettingError as error:
+        if error.field not in options:
+            raise
+        raise Geo4DError(f"{error.named(options[error.field])} Change the option.") from error
+
+
 def build_parser(commands: Sequence[ModuleType]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m geo4d", description="Reconstruct a video into 4D geometry and bring it into Blender."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")

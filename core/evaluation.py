@@ -149,6 +149,7 @@ def evaluate(
         else:
             if loaded is None:  # only when a sequence needs it: a finished report reruns without the model
                 loaded = load_model(model, settings.device, settings.precision)
+                settings.check_model(loaded)  # before the first sequence's frames are read
             result = reconstruct_frames(
                 sequence.read_frames(),
                 sequence.fps,

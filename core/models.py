@@ -10,14 +10,13 @@ import torch
 
 from .errors import Geo4DError
 from .geo4d_pipeline import Geo4D
+from .limits import DEVICES, PRECISIONS
 from .model.checkpoint import MODEL_SENTINELS, read_torch_checkpoint
 from .model.config import NetworkConfig
 from .out_of_memory import out_of_memory_as_error
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 TINY_MODEL = "tiny"
 TINY_WEIGHTS = Path(__file__).parent / "weights" / "geo4d-tiny.safetensors"

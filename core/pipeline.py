@@ -8,6 +8,7 @@ frames, VAE calls, DDIM steps and alignment steps, and nothing is written unless
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -18,17 +19,26 @@ from einops import rearrange
 from torch import nn
 
 from .align import AlignConfig, align_windows
-from .errors import Geo4DError
+from .errors import Geo4DError, SettingError
 from .geo4d_pipeline import DecodedWindow, Geo4D
-from .models import DEVICES, PRECISIONS, load_model
+from .limits import (
+    DEVICES,
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_STEPS,
+    PRECISIONS,
+    check_choice,
+    check_integer,
+    check_model_size,
+    check_number,
+)
+from .models import load_model
 from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
 from .output_folder import check_result_folder
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import Reconstruction
 from .video import (
-    MAX_MODEL_SIDE,
-    MODEL_SIZE_MULTIPLE,
     FrameMapping,
     VideoClip,
     choose_model_size,
@@ -36,14 +46,13 @@ from .video import (
     read_frames,
     resize_frames,
 )
-from .windows import WINDOW_LENGTH, WindowPlan, plan_windows
+from .windows import MAX_STRIDE, STRIDE_REASON, WindowPlan, plan_windows
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "predict", "align", "save")
 # Windows per network call when window_batch is 0 (auto) on CUDA; halved on every out-of-memory error.
 AUTO_CUDA_WINDOW_BATCH = 8
-MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -51,12 +60,12 @@ class ReconstructionSettings:
     """How a video is reconstructed.
 
     start, end: source frame range [start, end) (end None = to the last frame). stride: frames between
-    window starts (1..16; smaller = more windows, slower, steadier). steps: DDIM steps per window, 0 =
-    the model's own (1 for the embedded tiny, 5 for the published Geo4D; the result's
-    settings["sampling_steps"] records the steps run). seed: noise seed (window i uses seed + i).
-    device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on CUDA where supported, else
-    fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of 64 each; None picks by the
-    video's aspect among the model's input sizes.
+    window starts (1..15: consecutive windows must share a frame; smaller = more windows, slower,
+    steadier). steps: DDIM steps per window, 0 = the model's own (1 for the embedded tiny, 5 for the
+    published Geo4D; the result's settings["sampling_steps"] records the steps run). seed: noise seed
+    (window i uses seed + i). device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on
+    CUDA where supported, else fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of
+    64 each; None picks by the video's aspect among the model's input sizes.
     max_points_per_frame, min_confidence: which points the result folder's PLY files keep.
     window_batch: windows per network call (0 = auto: 1 on the CPU; on CUDA up to 8, halved whenever
     memory runs out). decode_batch: frames per VAE encode/decode call (lower it to save memory).
@@ -76,45 +85,32 @@ class ReconstructionSettings:
     decode_batch: int = 8
 
     def __post_init__(self) -> None:
-        ranges = {
-            "start": (self.start, 0, 1 << 31),
-            "stride": (self.stride, 1, WINDOW_LENGTH),
-            "steps": (self.steps, 0, 1000),
-            "seed": (self.seed, 0, MAX_SEED),
-            "window_batch": (self.window_batch, 0, 64),
-            "decode_batch": (self.decode_batch, 1, 256),
-        }
+        owner = type(self).__name__
+        check_integer(owner, "start", self.start, 0, MAX_COUNT)
         if self.end is not None:
-            ranges["end"] = (self.end, self.start + 1, 1 << 31)
+            check_integer(owner, "end", self.end, self.start + 1, MAX_COUNT, " (above the start frame)")
+        check_integer(owner, "stride", self.stride, 1, MAX_STRIDE, STRIDE_REASON)
+        check_integer(owner, "steps", self.steps, 0, MAX_STEPS)
+        check_integer(owner, "seed", self.seed, 0, MAX_SEED)
+        check_choice(owner, "device", self.device, DEVICES)
+        check_choice(owner, "precision", self.precision, PRECISIONS)
+        if self.size is not None:
+            check_model_size(owner, "size", self.size)
         if self.max_points_per_frame is not None:
-            ranges["max_points_per_frame"] = (self.max_points_per_frame, 1, 1 << 31)
-        for name, (value, low, high) in ranges.items():
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(
-                    f"ReconstructionSettings.{name} = {value!r}; allowed integers {low}..{high}."
-                )
-        if self.device not in DEVICES:
-            raise ValueError(
-                f"ReconstructionSettings.device = {self.device!r}; allowed {', '.join(DEVICES)}."
-            )
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"ReconstructionSettings.precision = {self.precision!r}; allowed {', '.join(PRECISIONS)}."
-            )
-        if not (isinstance(self.min_confidence, int | float) and 0.0 <= self.min_confidence < float("inf")):
-            raise ValueError(
-                f"ReconstructionSettings.min_confidence = {self.min_confidence!r}; allowed a number >= 0."
-            )
-        if self.size is not None and not (
-            len(self.size) == 2
-            and all(
-                isinstance(v, int) and 0 < v <= MAX_MODEL_SIDE and v % MODEL_SIZE_MULTIPLE == 0
-                for v in self.size
-            )
-        ):
-            raise ValueError(
-                f"ReconstructionSettings.size = {self.size!r}; allowed (W, H) multiples of "
-                f"{MODEL_SIZE_MULTIPLE} up to {MAX_MODEL_SIDE}, e.g. (512, 320)."
+            check_integer(owner, "max_points_per_frame", self.max_points_per_frame, 1, MAX_COUNT)
+        check_number(owner, "min_confidence", self.min_confidence, 0.0, float("inf"), "a finite number >= 0")
+        check_integer(owner, "window_batch", self.window_batch, 0, 64)
+        check_integer(owner, "decode_batch", self.decode_batch, 1, 256)
+
+    def check_model(self, model: Geo4D) -> None:
+        """The checks that need the loaded model, made before any frame is decoded."""
+        length = model.config.unet.temporal_length
+        if self.stride >= length:
+            raise SettingError(
+                type(self).__name__,
+                "stride",
+                self.stride,
+                f"an integer in 1..{length - 1}: this model's windows are {length} frames long and must overlap",
             )
 
 
@@ -292,12 +288,14 @@ def reconstruct(
     "predict_s", "align_s" in seconds) and warnings. Raises Geo4DError on bad input, Cancelled when
     `cancel` returns True (checked between frames, VAE calls, DDIM steps and alignment steps).
     """
-    settings = settings or ReconstructionSettings()
+    settings = _checked_settings(settings)
+    if not isinstance(video, str | os.PathLike):
+        raise Geo4DError(f"video = {video!r} is not a file path; give the path of a video file.")
     started = time.perf_counter()
-    model, model_name, timings = _loaded_model(model, settings)
     video = Path(video)
+    info = probe(video)  # an unreadable video is refused before the model loads
+    model, model_name, timings = _loaded_model(model, settings)
     stage_start = time.perf_counter()
-    info = probe(video)
     size = choose_model_size(info.width, info.height, settings.size, sizes=model.config.input_sizes)
     with out_of_memory_as_error("decode", torch.device("cpu")):
         clip = read_frames(
@@ -332,7 +330,7 @@ def reconstruct_frames(
     rate (the network's fps conditioning). The result is what reconstruct() returns, with source_frames
     indexing `frames` and no source video.
     """
-    settings = settings or ReconstructionSettings()
+    settings = _checked_settings(settings)
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or not len(frames):
         raise Geo4DError(
@@ -345,7 +343,7 @@ def reconstruct_frames(
             f"Frames {settings.start}..{end - 1} were requested of {len(frames)} frames. "
             "Choose a range inside them."
         )
-    if not 0 < fps < float("inf"):
+    if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 < fps < float("inf"):
         raise Geo4DError(f"The frame rate {fps!r} is not usable; give the frames' rate in frames per second.")
     started = time.perf_counter()
     model, model_name, timings = _loaded_model(model, settings)
@@ -361,8 +359,21 @@ def reconstruct_frames(
     return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
 
 
+def _checked_settings(settings: ReconstructionSettings | None) -> ReconstructionSettings:
+    """The run's settings (defaults for None); anything else is refused before any work."""
+    if settings is None:
+        return ReconstructionSettings()
+    if not isinstance(settings, ReconstructionSettings):
+        raise Geo4DError(
+            f"settings = {settings!r} is not a ReconstructionSettings; build one, "
+            "e.g. ReconstructionSettings(stride=4, steps=0)."
+        )
+    return settings
+
+
 def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -> tuple[Geo4D, str, dict]:
-    """The Geo4D to run, its name for the result's settings, and the timings so far ("load_s" if loaded)."""
+    """The Geo4D to run (its settings checked against it), its name for the result's settings, and the
+    timings so far ("load_s" if loaded)."""
     timings: dict[str, float] = {}
     if isinstance(model, Geo4D):
         if settings.device != "auto" and model.device.type != settings.device:
@@ -370,10 +381,12 @@ def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -
                 f"Device {settings.device!r} was requested, but the given model is loaded on {model.device}. "
                 f"Load it with load_model(..., device={settings.device!r}) or use device 'auto'."
             )
+        settings.check_model(model)
         return model, "Geo4D (loaded)", timings
     started = time.perf_counter()
     loaded = load_model(model, settings.device, settings.precision)
     timings["load_s"] = round(time.perf_counter() - started, 3)
+    settings.check_model(loaded)
     return loaded, str(model), timings
 
 
@@ -393,7 +406,7 @@ def _reconstruct_input(
     size = (frames.shape[2], frames.shape[1])
     warnings = list(network_input.warnings)
     length = model.config.unet.temporal_length
-    plan = plan_windows(len(frames), length, min(settings.stride, length))
+    plan = plan_windows(len(frames), length, settings.stride)
     if plan.padded:
         count = f"{plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}"
         warnings.append(

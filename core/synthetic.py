@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .camera import pixel_centers
+from .errors import SettingError
+from .limits import MAX_SEED, check_integer, check_number
 from .output_folder import RESULT_LAYOUT, check_output_folder, write_folder
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .result import Intrinsics, Reconstruction
@@ -29,6 +31,10 @@ VIDEO_NAME = "video.mp4"
 AMBIENT = 0.35
 # Shadow rays start this far (metres) off the surface so that they do not hit it again.
 SHADOW_OFFSET = 1e-4
+# What a clip may ask for, checked before rendering: a frame's ray casting takes about 200 bytes per pixel
+# (4096x4096: about 3.4 GB), and the whole clip about 20 bytes per pixel per frame while it is written.
+MAX_SYNTHETIC_SIDE = 4096
+MAX_SYNTHETIC_PIXELS = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,21 @@ class SceneConfig:
     fps: float = 24.0
 
     def __post_init__(self) -> None:
-        limits = {"frames": (1, 100_000), "width": (8, 8192), "height": (8, 8192), "seed": (0, 2**63 - 1)}
-        for name, (low, high) in limits.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ValueError(f"SceneConfig.{name} = {value!r}; expected an integer in [{low}, {high}]")
-        if not 0 < self.fps <= 240:
-            raise ValueError(f"SceneConfig.fps = {self.fps!r}; expected a frame rate in (0, 240]")
+        owner = type(self).__name__
+        check_integer(owner, "frames", self.frames, 1, 100_000)
+        check_integer(owner, "width", self.width, 8, MAX_SYNTHETIC_SIDE)
+        check_integer(owner, "height", self.height, 8, MAX_SYNTHETIC_SIDE)
+        check_integer(owner, "seed", self.seed, 0, MAX_SEED)
+        check_number(owner, "fps", self.fps, 0.0, 240.0, "a frame rate in (0, 240]", include_low=False)
+        pixels = self.frames * self.width * self.height
+        if pixels > MAX_SYNTHETIC_PIXELS:
+            raise SettingError(
+                owner,
+                "frames",
+                self.frames,
+                f"at most {MAX_SYNTHETIC_PIXELS // (self.width * self.height)} at {self.width}x{self.height} "
+                f"(a clip holds at most {MAX_SYNTHETIC_PIXELS:,} pixels in memory; use fewer frames or a smaller size)",
+            )
 
 
 @dataclass

@@ -16,6 +16,7 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc, Interpolation
 
 from .errors import Geo4DError
+from .limits import MAX_MODEL_SIDE, MODEL_SIZE_MULTIPLE
 from .movie_timing import MovieTiming, blender_frame_count, is_variable_rate, shown_pictures, timing_warning
 from .progress import CancelCheck, ProgressCallback, Reporter
 
@@ -25,9 +26,6 @@ logger = logging.getLogger(__name__)
 # the network is convolutional, so a 320x512 input is as valid as 512x320 and needs no cropping of
 # the long side.
 MODEL_SIZES = ((512, 320), (512, 384), (576, 256), (640, 192))
-# The UNet halves a latent three times and the VAE works at 1/8: model sizes are multiples of 64.
-MODEL_SIZE_MULTIPLE = 64
-MAX_MODEL_SIDE = 2048
 DEFAULT_FPS = 24.0
 # swscale's default YUV <-> RGB path rounds towards darker values (about -1 level per channel for
 # 4:2:0); exact rounding and full chroma interpolation remove that bias.

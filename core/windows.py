@@ -13,6 +13,10 @@ logger = logging.getLogger(__name__)
 
 WINDOW_LENGTH = 16
 DEFAULT_STRIDE = 4
+# The aligner chains windows through the frames they share, so consecutive windows must overlap: the
+# stride stays below the window length. Every entry point (command line, Python, Blender) checks this.
+MAX_STRIDE = WINDOW_LENGTH - 1
+STRIDE_REASON = f" (consecutive {WINDOW_LENGTH}-frame windows must share a frame to be aligned)"
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .core.errors import SettingError
+from .core.limits import check_choice, check_integer, check_number
+
 STORAGE_MODES = ("STREAMED", "PACKED")
 # Blender's own limit on scene frame numbers.
 MAX_FRAME = 1048574
@@ -30,13 +33,17 @@ class ImportOptions:
     relative_to: str | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.frame_start <= MAX_FRAME:
-            raise ValueError(f"frame_start is {self.frame_start}; it must lie in [0, {MAX_FRAME}].")
-        if self.storage not in STORAGE_MODES:
-            raise ValueError(f"storage is {self.storage!r}; it must be one of {', '.join(STORAGE_MODES)}.")
-        if not 0.0 < self.point_size <= 1000.0:
-            raise ValueError(f"point_size is {self.point_size}; it must lie in (0, 1000] pixels.")
-        if not 0.0 <= self.point_radius < float("inf"):
-            raise ValueError(
-                f"point_radius is {self.point_radius}; it must be 0 (depth-scaled) or a positive size."
-            )
+        owner = type(self).__name__
+        check_integer(owner, "frame_start", self.frame_start, 0, MAX_FRAME)
+        check_choice(owner, "storage", self.storage, STORAGE_MODES)
+        check_number(owner, "point_size", self.point_size, 0.0, 1000.0, "a number in (0, 1000] pixels", False)
+        check_number(
+            owner,
+            "point_radius",
+            self.point_radius,
+            0.0,
+            float("inf"),
+            "0 (depth-scaled) or a finite size > 0",
+        )
+        if self.relative_to is not None and not isinstance(self.relative_to, str):
+            raise SettingError(owner, "relative_to", self.relative_to, "None or a folder path")

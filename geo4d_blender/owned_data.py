@@ -57,14 +57,31 @@ class OwnedData:
         self.blocks, self.wanted_names = [], []
 
 
-def find_owned(result_key: str) -> list[bpy.types.ID]:
-    """Every data-block in the file that an import of `result_key` created."""
-    return [
+def find_owned(result_key: str, scene: bpy.types.Scene | None = None) -> list[bpy.types.ID]:
+    """Every data-block in the file that an import of `result_key` created.
+
+    With `scene`, objects and collections only where they are in that scene: a copy of the scene (whose
+    objects carry the same tag) keeps its own. Data such as meshes is listed wherever it is; remove_blocks
+    with only_unused keeps what another scene's objects still use.
+    """
+    blocks = [
         block
         for kind in OWNED_KINDS
         for block in getattr(bpy.data, kind)
         if block.get(RESULT_TAG) == result_key and block.library is None
     ]
+    if scene is None:
+        return blocks
+    collections = {scene.collection, *scene.collection.children_recursive}
+
+    def in_scene(block: bpy.types.ID) -> bool:
+        if isinstance(block, bpy.types.Object):
+            return scene in block.users_scene
+        if isinstance(block, bpy.types.Collection):
+            return block in collections
+        return True
+
+    return [block for block in blocks if in_scene(block)]
 
 
 def remove_blocks(blocks: list[bpy.types.ID], only_unused: bool) -> None:

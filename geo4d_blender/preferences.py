@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,10 +22,10 @@ ADDON_NAME = __package__
 TINY_MODEL = "tiny"
 # The embedded model's weights, shipped inside the package (core/weights/).
 TINY_WEIGHTS = Path(core.__file__).resolve().parent / "weights" / "geo4d-tiny.safetensors"
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # Seconds Check setup waits for the worker (importing torch and loading a model).
 CHECK_TIMEOUT = 300.0
+# Tells this Blender session's unsaved files from another session's in the result cache.
+_SESSION = f"{os.getpid()}-{uuid.uuid4().hex}"
 
 DEVICE_ITEMS = (
     ("auto", "Auto", "CUDA when the worker's torch has a GPU, else the CPU"),
@@ -145,14 +147,21 @@ def cache_root(choice: SetupChoice) -> Path:
 
 
 def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -> Path:
-    """The cache folder of one strip of one .blend: re-running the strip replaces exactly this result."""
+    """The cache folder of one strip of one .blend: re-running the strip replaces exactly this result.
+
+    <file>-<hash of the .blend path>/<scene>-<strip>-<hash of the exact scene and strip names>: the cleaned
+    names keep it readable, the hashes keep names that clean alike apart (Szene_ä and Szene_ö, shot.1 and
+    shot_1). Renaming a strip or its scene, or copying it (a copy gets a new name), starts a new folder; the
+    old result stays for the imports that read it. Unsaved files are told apart per Blender session.
+    """
     blend = bpy.data.filepath
     stem = Path(blend).stem if blend else "unsaved"
-    digest = hashlib.sha1(blend.encode()).hexdigest()[:8]
+    file_digest = hashlib.sha1((blend or f"unsaved {_SESSION}").encode()).hexdigest()[:8]
+    strip_digest = hashlib.sha1(f"{scene_name}\0{strip_name}".encode()).hexdigest()[:10]
     return (
         cache_root(choice)
-        / f"{bpy.path.clean_name(stem)}-{digest}"
-        / bpy.path.clean_name(f"{scene_name}-{strip_name}")
+        / f"{bpy.path.clean_name(stem)}-{file_digest}"
+        / f"{bpy.path.clean_name(f'{scene_name}-{strip_name}')}-{strip_digest}"
     )
 
 

@@ -74,7 +74,7 @@ def import_result(
     clip_range = _clip_range(first_points, camera_to_world[0])
 
     name = f"Geo4D {folder.name}"
-    previous = find_owned(str(folder))
+    previous = find_owned(str(folder), scene)  # this scene's import; a copied scene keeps its own
     owned = OwnedData(str(folder))
     try:
         collection = owned.add(bpy.data.collections.new(name), name)

@@ -13,12 +13,24 @@ from pathlib import Path
 
 import bpy
 
-from .core.errors import Cancelled, Geo4DError
+from .core.errors import Cancelled, Geo4DError, SettingError
+from .core.limits import (
+    DEVICES,
+    MAX_COUNT,
+    MAX_SEED,
+    MAX_STEPS,
+    PRECISIONS,
+    check_choice,
+    check_integer,
+    check_model_size,
+    check_number,
+)
 from .core.result import read_description
+from .core.windows import MAX_STRIDE, STRIDE_REASON
 from .core.worker import result_summary
 from .core.worker_client import WorkerProcess, WorkerStatus
-from .import_options import STORAGE_MODES, ImportOptions
-from .preferences import DEVICES, PRECISIONS, TINY_MODEL, check_model_files, setup_choice, strip_result_folder
+from .import_options import MAX_FRAME, ImportOptions
+from .preferences import TINY_MODEL, check_model_files, setup_choice, strip_result_folder
 from .result_cache import cached_result_matches, job_fingerprint, record_job
 from .scene_builder import ImportedResult, import_result
 from .strips import StripFrames, read_strip, scene_fps
@@ -69,31 +81,29 @@ class StripSettings:
     reuse_result: bool = True
 
     def __post_init__(self) -> None:
-        limits = {
-            "stride": (1, 15),
-            "steps": (0, 1000),
-            "points_per_frame": (0, 10**9),
-            "seed": (0, 2**63 - 1),
-        }
-        for name, (low, high) in limits.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f"{name} is {value!r}; it must be an integer in [{low}, {high}].")
-        for name, allowed in (("device", DEVICES), ("precision", PRECISIONS)):
-            if getattr(self, name) not in ("", *allowed):
-                raise ValueError(
-                    f"{name} is {getattr(self, name)!r}; it must be one of {', '.join(allowed)}."
-                )
-        if self.storage not in STORAGE_MODES:
-            raise ValueError(f"storage is {self.storage!r}; it must be one of {', '.join(STORAGE_MODES)}.")
-        if self.size is not None and (
-            len(self.size) != 2 or not all(isinstance(side, int) and 64 <= side <= 2048 for side in self.size)
-        ):
-            raise ValueError(
-                f"size is {self.size!r}; it must be None or (width, height) in [64, 2048] pixels."
-            )
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"timeout is {self.timeout!r}; it must be a positive number of seconds or None.")
+        owner = type(self).__name__
+        for name in ("model", "result_folder", "worker_python"):
+            if not isinstance(getattr(self, name), str):
+                raise SettingError(owner, name, getattr(self, name), "a string")
+        check_integer(owner, "stride", self.stride, 1, MAX_STRIDE, STRIDE_REASON)
+        check_integer(owner, "steps", self.steps, 0, MAX_STEPS)
+        check_integer(owner, "points_per_frame", self.points_per_frame, 0, MAX_COUNT, " (0 = all)")
+        check_integer(owner, "seed", self.seed, 0, MAX_SEED)
+        for name, choices in (("device", DEVICES), ("precision", PRECISIONS)):
+            check_choice(owner, name, getattr(self, name), ("", *choices))
+        if self.frame_range is not None:
+            frames = self.frame_range
+            if not isinstance(frames, tuple | list) or len(frames) != 2:
+                raise SettingError(owner, "frame_range", frames, "None or (first, last) timeline frames")
+            for frame in frames:
+                check_integer(owner, "frame_range", frame, 0, MAX_FRAME)
+        ImportOptions(storage=self.storage, point_size=self.point_size)  # checked now, not after the run
+        if self.size is not None:
+            check_model_size(owner, "size", self.size)
+        if self.timeout is not None:
+            check_number(owner, "timeout", self.timeout, 0.0, float("inf"), "None or seconds > 0", False)
+        if not isinstance(self.reuse_result, bool):
+            raise SettingError(owner, "reuse_result", self.reuse_result, "True or False")
 
 
 class StripJob:

@@ -9,7 +9,7 @@ import bpy
 from bpy.props import FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ImportHelper
 
-from ..core.errors import Geo4DError
+from ..core.errors import Geo4DError, SettingError
 from ..core.result import JSON_NAME
 from ..import_options import MAX_FRAME, ImportOptions
 from ..properties import POINT_SIZE, STORAGE
@@ -68,6 +68,9 @@ class GEO4D_OT_import_result(bpy.types.Operator, ImportHelper):
                 point_radius=self.point_radius,
             )
             imported = import_result(self.result_folder(), options, context.scene)
+        except SettingError as error:  # the fields are the operator's property names
+            self.report({"ERROR"}, error.named(error.field))
+            return {"CANCELLED"}
         except (Geo4DError, ValueError) as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}

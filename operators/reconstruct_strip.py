@@ -17,7 +17,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from ..core.errors import Cancelled, Geo4DError
+from ..core.errors import Cancelled, Geo4DError, SettingError
 from ..properties import (
     DEVICE,
     FRAME_FIRST,
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds between the modal operator's looks at the worker.
 TIMER_INTERVAL = 0.1
+# StripSettings fields -> the operator's properties that set them (the others share the field's name).
+PROPERTY_NAMES = {"frame_range": "frame_first/frame_last", "size": "input_size"}
 
 
 class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
@@ -116,8 +118,8 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
             scene = sequencer_scene(context)
         try:
             settings = self.settings()
-        except ValueError as error:
-            raise Geo4DError(str(error)) from error
+        except SettingError as error:
+            raise Geo4DError(error.named(PROPERTY_NAMES.get(error.field, error.field))) from error
         return StripJob(scene, find_strip(scene, self.strip), settings)
 
     def execute(self, context: bpy.types.Context) -> set[str]:

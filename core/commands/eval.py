@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .reconstruct import ProgressBar, add_sampling_arguments, settings_from
+from ..cli import options_named
+from .reconstruct import SAMPLING_OPTIONS, ProgressBar, add_sampling_arguments, settings_from
 
 NAME = "eval"
 HELP = (
@@ -49,17 +50,18 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     bar = ProgressBar()
     try:
-        evaluate(
-            args.dataset,
-            args.root,
-            args.output,
-            args.checkpoint or args.model,
-            settings,
-            args.task,
-            args.sequences,
-            args.limit,
-            progress=bar,
-        )
+        with options_named(SAMPLING_OPTIONS):  # the checks against the loaded model (--stride)
+            evaluate(
+                args.dataset,
+                args.root,
+                args.output,
+                args.checkpoint or args.model,
+                settings,
+                args.task,
+                args.sequences,
+                args.limit,
+                progress=bar,
+            )
     finally:
         bar.close()
     print((args.output / RESULTS_MD).read_text())

@@ -5,15 +5,38 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from ..cli import size_argument
+from ..cli import options_named, size_argument
+from ..limits import MAX_STEPS
 from ..progress import ProgressEvent
+from ..windows import MAX_STRIDE
 
 NAME = "reconstruct"
 HELP = "reconstruct a video into a result folder (cameras, focal, per-frame depth and coloured points)"
 BAR_WIDTH = 28
+# Without a terminal (a log file), a progress line at least this often, in seconds, besides one per tenth.
+LOG_INTERVAL = 5.0
+# ReconstructionSettings fields -> the options that set them: add_sampling_arguments', then this command's.
+SAMPLING_OPTIONS = {
+    "stride": "--stride",
+    "steps": "--steps",
+    "device": "--device",
+    "precision": "--precision",
+    "seed": "--seed",
+    "size": "--size",
+}
+OPTIONS = {
+    **SAMPLING_OPTIONS,
+    "start": "--start",
+    "end": "--end",
+    "max_points_per_frame": "--max-points",
+    "min_confidence": "--min-confidence",
+    "window_batch": "--window-batch",
+    "decode_batch": "--decode-batch",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,13 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_sampling_arguments(parser: argparse.ArgumentParser, size_help: str) -> None:
     """The options of how windows are sampled, shared by every command that reconstructs."""
     parser.add_argument(
-        "--stride", type=int, default=4, help="frames between window starts, 1-16 (default 4)"
+        "--stride", type=int, default=4, help=f"frames between window starts, 1-{MAX_STRIDE} (default 4)"
     )
     parser.add_argument(
         "--steps",
         type=int,
         default=0,
-        help="DDIM steps per window (default 0: the model's own, 1 for tiny and 5 for the published Geo4D)",
+        help=f"DDIM steps per window, 0-{MAX_STEPS} (default 0: the model's own, 1 for tiny and 5 for the "
+        "published Geo4D)",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
     parser.add_argument(
@@ -75,19 +99,24 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, size_help: str) -> N
 
 
 class ProgressBar:
-    """A one-line progress bar per stage on a terminal (a line per tenth of a stage elsewhere); remembers when
-    each stage started and ended."""
+    """A one-line progress bar per stage on a terminal; remembers when each stage started and ended.
 
-    def __init__(self, stream: TextIO = sys.stderr) -> None:
+    Elsewhere (a log file) it writes a line per tenth of a stage, and at least every LOG_INTERVAL seconds
+    while a stage runs, so that long steps show life. `clock` gives seconds (time.monotonic by default).
+    """
+
+    def __init__(self, stream: TextIO = sys.stderr, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
+        self.clock = clock
         self.stage: str | None = None
         self.spans: dict[str, list[float]] = {}
         self.interactive = stream.isatty()
         self.last_line = ""
         self.last_tenth = -1
+        self.last_written = -float("inf")
 
     def __call__(self, event: ProgressEvent) -> None:
-        now = time.perf_counter()
+        now = self.clock()
         if event.stage != self.stage:
             if self.stage is not None:
                 self._finish_line()
@@ -103,9 +132,10 @@ class ProgressBar:
         )[:110]
         if self.interactive:
             self.stream.write("\r" + line.ljust(len(self.last_line)))
-        elif int(10 * event.fraction) != self.last_tenth:  # a log file gets a line per tenth of a stage
+        elif int(10 * event.fraction) != self.last_tenth or now - self.last_written >= LOG_INTERVAL:
             self.stream.write(line + "\n")
             self.last_tenth = int(10 * event.fraction)
+            self.last_written = now
         self.last_line = line
         self.stream.flush()
 
@@ -165,11 +195,11 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
 
 
 def settings_from(args: argparse.Namespace, **fields):
-    """ReconstructionSettings from add_sampling_arguments' options plus `fields`; a bad value is a Geo4DError."""
-    from ..errors import Geo4DError
+    """ReconstructionSettings from add_sampling_arguments' options plus `fields`; a bad value is a Geo4DError
+    naming the option."""
     from ..pipeline import ReconstructionSettings
 
-    try:
+    with options_named(OPTIONS):
         return ReconstructionSettings(
             stride=args.stride,
             steps=args.steps,
@@ -179,8 +209,6 @@ def settings_from(args: argparse.Namespace, **fields):
             size=args.size,
             **fields,
         )
-    except ValueError as error:
-        raise Geo4DError(f"{error} Change the option.") from error
 
 
 def run(args: argparse.Namespace) -> int:
@@ -202,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     bar = ProgressBar()
     try:
-        folder = reconstruct_to_folder(args.video, args.output, model, settings, progress=bar)
+        with options_named(OPTIONS):  # the checks against the loaded model (--stride)
+            folder = reconstruct_to_folder(args.video, args.output, model, settings, progress=bar)
     finally:
         bar.close()
     print(summary(folder, bar, time.perf_counter() - started))

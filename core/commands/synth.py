@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import size_argument
+from ..cli import options_named, size_argument
 
 NAME = "synth"
 HELP = "render a synthetic dynamic scene: DIR/video.mp4 and its exact ground-truth reconstruction"
+# SceneConfig fields -> the options that set them.
+OPTIONS = {
+    "frames": "--frames",
+    "width": "--size (width)",
+    "height": "--size (height)",
+    "seed": "--seed",
+    "fps": "--fps",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..synthetic import SceneConfig, write_synthetic
 
     width, height = args.size
-    try:
+    with options_named(OPTIONS):
         config = SceneConfig(frames=args.frames, width=width, height=height, seed=args.seed, fps=args.fps)
-    except ValueError as error:
-        raise Geo4DError(f"{error}. Change the option.") from error
 
     def show(event: ProgressEvent) -> None:
         end = "\n" if event.done == event.total else ""
@@ -47,7 +53,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    folder = write_synthetic(args.output, config, progress=show)
+    try:
+        folder = write_synthetic(args.output, config, progress=show)
+    except MemoryError as error:
+        raise Geo4DError(
+            f"Out of memory while rendering {config.frames} frames of {width}x{height}. "
+            "Use fewer --frames or a smaller --size."
+        ) from error
     print(
         f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed} (video.mp4 + ground truth)"
     )

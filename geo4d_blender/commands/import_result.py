@@ -7,12 +7,16 @@ import logging
 import os
 from pathlib import Path
 
+from ..core.cli import options_named
 from ..core.errors import Geo4DError
 
 NAME = "import"
 HELP = "Import a reconstruction folder into a new .blend: a keyed camera and an animated point cloud."
 
 logger = logging.getLogger(__name__)
+
+# ImportOptions fields -> the options that set them.
+OPTIONS = {"frame_start": "--frame-start", "storage": "--storage", "point_size": "--point-size"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,15 +56,13 @@ def run(args: argparse.Namespace) -> int:
     from ..scene_builder import import_result
 
     output = check_output(args.output)
-    try:
+    with options_named(OPTIONS):
         options = ImportOptions(
             frame_start=args.frame_start,
             storage=args.storage.upper(),
             point_size=args.point_size,
             relative_to=str(output.parent),
         )
-    except ValueError as error:
-        raise Geo4DError(str(error)) from error
     bpy.ops.wm.read_factory_settings(use_empty=True)
     imported = import_result(args.result, options)
     try:

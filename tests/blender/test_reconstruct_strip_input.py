@@ -110,7 +110,7 @@ def test_invalid_checkpoint_path(scene, clip, tmp_path):
 def test_batch_function_refuses_bad_settings_and_a_bad_worker_python(scene, clip, tmp_path):
     add_movie_strip(scene, clip)
     before = collection_names()
-    with pytest.raises(Geo4DError, match="stride is 0"):
+    with pytest.raises(Geo4DError, match="geo4d.reconstruct_strip: stride = 0 is invalid"):
         geo4d.reconstruct_strip(scene, "shot", model="tiny", stride=0)
     with pytest.raises(Geo4DError, match="unexpected keyword argument 'colour'"):
         geo4d.reconstruct_strip(scene, "shot", colour="red")

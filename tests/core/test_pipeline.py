@@ -292,7 +292,7 @@ def test_real_out_of_memory_becomes_a_clear_error(synthetic_clip, network_file):
 
 
 def test_settings_are_validated():
-    for bad in ({"stride": 0}, {"stride": 17}, {"steps": -1}, {"end": 0}, {"device": "gpu"}, {"seed": -1}):
+    for bad in ({"stride": 0}, {"stride": 16}, {"steps": -1}, {"end": 0}, {"device": "gpu"}, {"seed": -1}):
         with pytest.raises(ValueError, match="ReconstructionSettings"):
             ReconstructionSettings(**bad)
     with pytest.raises(ValueError, match="size"):
@@ -403,7 +403,7 @@ def test_command_line_bad_input_exits_with_a_message(tmp_path):
     assert not (tmp_path / "r").exists()
     parser = build_parser([reconstruct_command])
     args = parser.parse_args(["reconstruct", str(video), "-o", "r", "--stride", "0"])
-    with pytest.raises(Geo4DError, match="stride = 0.*1..16.*Change the option"):
+    with pytest.raises(Geo4DError, match="--stride = 0 .*1..15.*Change the option"):
         reconstruct_command.settings_from(args)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from geo4d.core.commands.reconstruct import ProgressBar, summary
 from geo4d.core.metrics import path_length
 from geo4d.core.progress import ProgressEvent
@@ -27,6 +29,23 @@ def test_progress_bar_writes_stage_lines_and_times_them():
     assert lines[2].startswith("predict  [####") and "2/2" in lines[2] and "window 2, step 0" in lines[2]
     assert "s left" not in lines[2] and lines[3].startswith("align ")
     assert bar.seconds("predict") >= 0 and bar.seconds("save") is None
+
+
+def test_progress_bar_without_a_terminal_shows_life_every_few_seconds_of_a_long_step():
+    stream = io.StringIO()
+    now = 0.0
+    bar = ProgressBar(stream, clock=lambda: now)
+    for step in range(1000):  # 1000 DDIM steps of one window, 0.1 s each: the stage fraction never moves
+        now = 0.1 * step
+        bar(ProgressEvent("predict", 0, 3, now, f"window 1 of 3, DDIM step {step + 1}/1000"))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 20  # the first, then one per LOG_INTERVAL (5 s) of the 100 s
+    assert "DDIM step 1/1000" in lines[0] and "DDIM step 51/1000" in lines[1]
+    assert "DDIM step 951/1000" in lines[-1]
+    now += 0.1
+    bar(ProgressEvent("predict", 1, 3, now, "window 2 of 3"))  # a new tenth is written at once
+    assert "1/3" in stream.getvalue().splitlines()[-1]
+    assert bar.seconds("predict") == pytest.approx(100.0)
 
 
 def test_summary_reports_frames_focal_path_and_warnings(tmp_path):
