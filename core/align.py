@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .align_cameras import window_cameras
 from .align_depth import dense_depth, slot_positions
 from .align_init import (
     SolverGrid,
@@ -37,7 +38,6 @@ from .align_init import (
     overlapping_pairs,
     pair_misfits,
     sample_windows,
-    window_cameras,
 )
 from .align_solvers import (
     average_rotations,
@@ -321,7 +321,8 @@ def _align(
     reporter.report("align: window cameras", 0, 1)
     cams = window_cameras(grid, config)
     good = window_weight > 0.5
-    focal = cams.shared_focal(good)
+    focal_estimate = cams.shared_focal(good)
+    focal = torch.tensor(focal_estimate.value, dtype=grid.points.dtype, device=grid.points.device)
 
     size = grid.scene_size()
     pairs = overlapping_pairs(frames)

@@ -29,6 +29,8 @@ class PredictionNoise:
     per-window similarity applied to the window's decoded geometry (points and rays alike).
     disparity_noise: relative disparity noise; disparity_scale_spread, disparity_shift: the random
     per-window affine map of the encoded disparity. ray_angle_deg: angular noise of ray directions.
+    ray_focal_spread: each window's rays are made with a focal off by a factor uniform in
+    1 +- ray_focal_spread (a network's ray maps need not agree with its point maps on the focal).
     garbage_windows: windows whose maps are replaced by noise.
     """
 
@@ -41,6 +43,7 @@ class PredictionNoise:
     disparity_scale_spread: float = 0.2
     disparity_shift: float = 0.1
     ray_angle_deg: float = 0.2
+    ray_focal_spread: float = 0.0
     garbage_windows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -56,8 +59,10 @@ class PredictionNoise:
                 raise ValueError(f"PredictionNoise.{name} = {getattr(self, name)} must be >= 0.")
         if not 0 <= self.outlier_fraction < 1:
             raise ValueError(f"PredictionNoise.outlier_fraction = {self.outlier_fraction} must be in [0, 1).")
-        if not 0 <= self.scale_spread < 1 or not 0 <= self.disparity_scale_spread < 1:
-            raise ValueError("PredictionNoise scale spreads must be in [0, 1).")
+        spreads = ("scale_spread", "disparity_scale_spread", "ray_focal_spread")
+        for name in spreads:
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"PredictionNoise.{name} = {getattr(self, name)} must be in [0, 1).")
 
 
 NOISE_FREE = PredictionNoise(0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -151,7 +156,10 @@ def simulate_window_predictions(
         affine_shift = _uniform(generator, noise.disparity_shift)
         disparity = torch.where(valid, affine_scale * disparity + affine_shift, disparity)
 
-        local_dirs = torch.cat([camera_xy, torch.ones_like(camera_xy[..., :1])], dim=-1)
+        # Drawn only when asked for, so that the other draws of a seed stay as they were.
+        ray_focal = 1 + _uniform(generator, noise.ray_focal_spread) if noise.ray_focal_spread else 1.0
+        ray_xy = camera_xy / ray_focal
+        local_dirs = torch.cat([ray_xy, torch.ones_like(ray_xy[..., :1])], dim=-1)
         directions = torch.einsum("ij,ljk,hwk->lhwi", rotation, to_first[:, :3, :3], local_dirs)
         directions = directions / directions.norm(dim=-1, keepdim=True)
         directions = _perturb_directions(directions, noise.ray_angle_deg, generator)
