@@ -15,11 +15,19 @@ from dataclasses import dataclass
 
 import torch
 
-from .align_solvers import cauchy_weights, masked_median, projection_fit, similarity_fit
+from .align_solvers import (
+    cauchy_weights,
+    masked_median,
+    projection_fit,
+    relative_ray_distance,
+    similarity_fit,
+    unit_rays,
+)
 from .modalities import line_intersection, ray_trajectory_from_maps, rotation_and_focal_from_directions
 
 CAMERA_BLOCK_POINTS = 1 << 20
 PROJECTION_STEPS = 6
+PROJECTION_POINTS = 1024
 # Ray-map and point-map centres closer than this fraction of the scene depth count as agreeing.
 CENTRE_AGREEMENT = 0.02
 # Relative spread below which two focal families count as equally consistent (noise-free input).
@@ -119,7 +127,7 @@ def _moment_centres(
 
 
 def _rays_through_points(points, direction, weights, robust_width: float):
-    """Centre [B, L, 3] where the rays through the points meet, and weights [B, L, P] that damp the
+    """Centre [B, 3] where the rays through the points [B, P, 3] meet, and weights [B, P] that damp the
     points far from that centre's lines (outliers)."""
     centre = line_intersection(points, direction, weights)
     unit = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -132,37 +140,88 @@ def _rays_through_points(points, direction, weights, robust_width: float):
     return centre, robust
 
 
+def _robust_cost(relative: torch.Tensor, weights: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """[B] Cauchy cost of relative ray distances [B, P] at a common scale [B], per unit weight."""
+    cost = (weights * (relative / scale[:, None]).square().log1p()).sum(-1)
+    return cost / weights.sum(-1).clamp_min(1e-30)
+
+
+def _point_map_cameras(points, offsets, weights, ray_direction, centre_px, robust_width: float):
+    """Projection fits of slot point maps [B, P, 3] from two starts, the DLT and the camera at the centre
+    where the rays through the points meet; each slot keeps the fit with the lower robust cost. The fits
+    use at most PROJECTION_POINTS evenly strided points per slot (plenty for seven parameters).
+
+    Returns centre [B, 3], focal [B] (NaN where no fit worked) and relative ray distances [B, P].
+    """
+    line_centre, start_weights = _rays_through_points(points, ray_direction, weights, robust_width)
+    pixels = (offsets + torch.tensor(centre_px).to(offsets)).expand_as(points[..., :2])
+    rotation, focal = rotation_and_focal_from_directions(
+        points - line_centre[:, None], pixels, centre_px, start_weights
+    )
+    sample = torch.arange(
+        0, points.shape[1], max(1, points.shape[1] // PROJECTION_POINTS), device=points.device
+    )
+    subset = (points[:, sample], offsets[:, sample], weights[:, sample], start_weights[:, sample])
+    fits = [
+        projection_fit(*subset, robust_width, PROJECTION_STEPS, start)
+        for start in (None, (rotation, line_centre, focal))
+    ]
+    scale = torch.minimum(*(masked_median(fit[3], subset[2] > 0) for fit in fits)).clamp_min(1e-9)
+    costs = [
+        torch.where(torch.isfinite(fit[2]), _robust_cost(fit[3], subset[2], scale), torch.inf) for fit in fits
+    ]
+    second = costs[1] < costs[0]
+    rotation = torch.where(second[:, None, None], fits[1][0], fits[0][0])
+    centre = torch.where(second[:, None], fits[1][1], fits[0][1])
+    focal = torch.where(second, fits[1][2], fits[0][2])
+    rays = unit_rays(offsets, torch.nan_to_num(focal, nan=1.0))
+    relative = relative_ray_distance(points, rays.expand_as(points), rotation, centre)
+    return centre, focal, relative
+
+
 def _slot_cameras(points, direction, moment, weights, pixels, centre_px, config):
     """window_cameras for a block of windows: (rotation, centre, projection focal, point focal, ray focal)."""
     count, length, size, _ = points.shape
     offsets = pixels - torch.tensor(centre_px, dtype=pixels.dtype, device=pixels.device)
-    _, start = _rays_through_points(points, direction, weights, config.robust_width)
-    _, fit_centre, fit_focal, relative = projection_fit(
+    fit_centre, fit_focal, relative = _point_map_cameras(
         points.reshape(-1, size, 3),
         offsets[None],
         weights.reshape(-1, size),
-        start.reshape(-1, size),
+        direction.reshape(-1, size, 3),
+        centre_px,
         config.robust_width,
-        PROJECTION_STEPS,
     )
     fit_centre = fit_centre.reshape(count, length, 3)
     fit_focal = fit_focal.reshape(count, length)
     robust = cauchy_weights(relative, weights.reshape(-1, size), config.robust_width).reshape(weights.shape)
     trajectory = ray_trajectory_from_maps(direction, moment, pixels, weights, centre_px)
     fitted = torch.isfinite(fit_focal) & (weights.sum(-1) > 0)
-    mapped, distance = _moment_centres(
-        trajectory.centres, fit_centre, fitted.to(points.dtype), config.robust_width
-    )
     depth = masked_median(
         (points - fit_centre[:, :, None]).norm(dim=-1).reshape(count, -1), (weights > 0).reshape(count, -1)
     )
-    agreement = 1 / (1 + (distance / (CENTRE_AGREEMENT * depth[:, None].clamp_min(1e-12))).square())
-    blended = agreement[..., None] * mapped + (1 - agreement[..., None]) * fit_centre
-    centre = torch.where(fitted[..., None], blended, mapped)
+    centre = _combined_centres(trajectory.centres, fit_centre, fitted, depth, config.robust_width)
     rotation, focal = rotation_and_focal_from_directions(
         points - centre[..., None, :], pixels.expand(count, length, -1, -1), centre_px, robust
     )
     return rotation, centre, fit_focal, focal, trajectory.focals
+
+
+def _combined_centres(ray_centres, fit_centres, fitted, depth, robust_width: float):
+    """Slot centres [B, L, 3] from the point-map fits [B, L, 3] and the ray maps' centres mapped onto them.
+
+    Where the two agree (within robust_width robust deviations of the window's mapping, or
+    CENTRE_AGREEMENT x the scene depth [B]) their mean. A slot whose fit strays takes the ray centre
+    when the window's other slots confirm the ray trajectory (the mapping's robust scatter is under that
+    tolerance), else keeps its fit. Slots without a fit (`fitted` False) take the ray centre.
+    """
+    mapped, distance = _moment_centres(ray_centres, fit_centres, fitted.to(ray_centres.dtype), robust_width)
+    sigma = 1.4826 * masked_median(distance, fitted)
+    tolerance = CENTRE_AGREEMENT * depth
+    agree = (distance <= torch.maximum(robust_width * sigma, tolerance)[:, None]) & fitted
+    confirmed = (sigma <= tolerance)[:, None, None]
+    stray = torch.where(confirmed, mapped, fit_centres)
+    centre = torch.where(agree[..., None], (mapped + fit_centres) / 2, stray)
+    return torch.where(fitted[..., None], centre, mapped)
 
 
 def window_cameras(grid, config) -> WindowCameras:

@@ -183,6 +183,24 @@ def _dlt_camera(homogeneous, x, y, weights):
     return u @ vh, centre, focal
 
 
+def relative_ray_distance(
+    world: torch.Tensor, rays: torch.Tensor, rotation: torch.Tensor, centre: torch.Tensor
+) -> torch.Tensor:
+    """[B, P] distance of world points from their viewing rays relative to their depth; 1e6 behind the
+    camera (rays unit [B, P, 3] in camera axes; rotation camera -> world [B, 3, 3], centre [B, 3])."""
+    local = camera_points(world, rotation, centre)
+    depth = local[..., 2]
+    distance = (local - (local * rays).sum(-1, keepdim=True) * rays).norm(dim=-1)
+    return torch.where(depth > 0, distance / depth.abs().clamp_min(1e-12), torch.full_like(depth, 1e6))
+
+
+def unit_rays(offsets: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
+    """Unit camera-axis rays [B, P, 3] of pixel offsets from the principal point [B or 1, P, 2], focal [B]."""
+    offsets = offsets.expand(len(focal), -1, -1)
+    rays = torch.cat([offsets / focal[:, None, None], torch.ones_like(offsets[..., :1])], dim=-1)
+    return rays / rays.norm(dim=-1, keepdim=True)
+
+
 def projection_fit(
     points: torch.Tensor,
     offsets: torch.Tensor,
@@ -190,12 +208,14 @@ def projection_fit(
     start_weights: torch.Tensor,
     robust_width: float,
     steps: int = 6,
+    start: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The pinhole camera (principal point known, square pixels) that sees points at their pixels.
 
     points [B, P, 3] in any frame; offsets [B or 1, P, 2] pixel centres minus the principal point;
     weights [B, P]; start_weights [B, P]: weights with outliers already damped, for the linear start.
-    A weighted DLT on conditioned points gives the start; object-space steps (orthogonal iteration, and
+    A weighted DLT on conditioned points gives the start (or `start`: rotation [B, 3, 3], centre [B, 3],
+    focal [B] in pixels, for points the DLT cannot handle, e.g. mostly on one plane); object-space steps (orthogonal iteration, and
     the focal regressed from the exact pixels onto the noisy points' directions, which unlike the
     image-space fit is not shrunk by point noise) refine it, Cauchy-reweighted by distance from the
     rays. Uses the points alone, so its focal is independent of any ray map. Returns rotation [B, 3, 3]
@@ -209,26 +229,31 @@ def projection_fit(
     spread = weighted_mean((points - mean[:, None]).square().sum(-1, keepdim=True), weights)[:, 0].sqrt()
     conditioned = (points - mean[:, None]) / spread.clamp_min(1e-12)[:, None, None]
     homogeneous = torch.cat([conditioned, torch.ones_like(conditioned[..., :1])], dim=-1)
-    rotation_t, centre, focal = _dlt_camera(
-        homogeneous, normalised[..., 0], normalised[..., 1], start_weights
-    )
-    rotation = rotation_t.transpose(-1, -2)
-    current = start_weights
+    if start is None:
+        rotation_t, centre, focal = _dlt_camera(
+            homogeneous, normalised[..., 0], normalised[..., 1], start_weights
+        )
+        rotation = rotation_t.transpose(-1, -2)
+    else:
+        rotation, centre, focal = start
+        centre = (centre - mean) / spread.clamp_min(1e-12)[:, None]
+        focal = focal / size
+
     for _ in range(steps):
-        rays = torch.cat([normalised / focal[:, None, None], torch.ones_like(normalised[..., :1])], dim=-1)
-        rays = rays / rays.norm(dim=-1, keepdim=True)
+        rays = unit_rays(normalised, focal)
+        current = cauchy_weights(
+            relative_ray_distance(conditioned, rays, rotation, centre), weights, robust_width
+        )
         rotation, centre = orthogonal_iteration(conditioned, rays, current, rotation, centre, 1)
         local = camera_points(conditioned, rotation, centre)
         depth = local[..., 2]
-        relative = ray_distance(conditioned, rays, rotation, centre) / depth.abs().clamp_min(1e-12)
-        relative = torch.where(depth > 0, relative, torch.full_like(relative, 1e6))
-        current = cauchy_weights(relative, weights, robust_width)
         direction = local[..., :2] / depth.clamp_min(1e-12)[..., None]
-        along = current * depth.square()
+        along = current * (depth > 0) * depth.square()
         inverse = (along[..., None] * direction * normalised).sum((1, 2)) / (
             (along[..., None] * normalised.square()).sum((1, 2)).clamp_min(1e-30)
         )
         focal = torch.where(inverse > 0, 1 / inverse.clamp_min(1e-12), focal)
+    relative = relative_ray_distance(conditioned, unit_rays(normalised, focal), rotation, centre)
     failed = ~torch.isfinite(focal) | (weights.sum(-1) <= 0)
     focal = torch.where(failed, torch.full_like(focal, float("nan")), focal * size)
     centre = centre * spread[:, None] + mean

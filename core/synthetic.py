@@ -23,6 +23,7 @@ from .camera import pixel_centers
 from .errors import Geo4DError
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .result import Intrinsics, Reconstruction
+from .synthetic_handheld import handheld_path
 from .synthetic_scene import build_scene
 from .video import read_frames, write_video
 
@@ -32,17 +33,20 @@ VIDEO_NAME = "video.mp4"
 AMBIENT = 0.35
 # Shadow rays start this far (metres) off the surface so that they do not hit it again.
 SHADOW_OFFSET = 1e-4
+MOTIONS = ("orbit", "handheld")
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """What to render: clip length, image size (pixels), scene seed and frame rate."""
+    """What to render: clip length, image size (pixels), scene seed, frame rate and camera motion
+    ("orbit": a smooth orbit; "handheld": a fast walk with pans and shake, core.synthetic_handheld)."""
 
     frames: int = 48
     width: int = 512
     height: int = 320
     seed: int = 0
     fps: float = 24.0
+    motion: str = "orbit"
 
     def __post_init__(self) -> None:
         limits = {"frames": (1, 100_000), "width": (8, 8192), "height": (8, 8192), "seed": (0, 2**63 - 1)}
@@ -52,6 +56,8 @@ class SceneConfig:
                 raise ValueError(f"SceneConfig.{name} = {value!r}; expected an integer in [{low}, {high}]")
         if not 0 < self.fps <= 240:
             raise ValueError(f"SceneConfig.fps = {self.fps!r}; expected a frame rate in (0, 240]")
+        if self.motion not in MOTIONS:
+            raise ValueError(f"SceneConfig.motion = {self.motion!r}; expected one of {', '.join(MOTIONS)}")
 
 
 @dataclass
@@ -73,7 +79,10 @@ class Renderer:
         focal = max(config.width, config.height) / 2 / math.tan(self.scene.field_of_view / 2)
         self.intrinsics = Intrinsics(focal, focal, config.width / 2, config.height / 2)
         self.times = np.arange(config.frames) / config.fps
-        self.camera_to_world = self.scene.camera.camera_to_world(self.times)
+        path = (
+            self.scene.camera if config.motion == "orbit" else handheld_path(config.seed, self.scene.camera)
+        )
+        self.camera_to_world = path.camera_to_world(self.times)
         u, v = pixel_centers(config.height, config.width, dtype=np.float64)
         k = self.intrinsics
         # Camera-frame ray directions [3, N] with z = 1, so a hit's ray parameter is its depth.

@@ -23,6 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="scene seed: layout, textures, motion, focal (default 0)"
     )
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate of the video (default 24)")
+    parser.add_argument(
+        "--motion",
+        choices=("orbit", "handheld"),
+        default="orbit",
+        help="camera motion: a smooth orbit (default) or a fast handheld walk with pans and shake",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     width, height = args.size
     try:
-        config = SceneConfig(frames=args.frames, width=width, height=height, seed=args.seed, fps=args.fps)
+        config = SceneConfig(
+            frames=args.frames, width=width, height=height, seed=args.seed, fps=args.fps, motion=args.motion
+        )
     except ValueError as error:
         raise Geo4DError(f"{error}. Change the option.") from error
 
@@ -46,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     folder = write_synthetic(args.output, config, progress=show)
     print(
-        f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed} (video.mp4 + ground truth)"
+        f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed}, {config.motion} camera "
+        "(video.mp4 + ground truth)"
     )
     return 0
