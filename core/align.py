@@ -48,6 +48,7 @@ from .align_solvers import (
     ray_distance,
     similarity_fit,
 )
+from .align_trust import FrameEvidence, assess
 from .errors import Geo4DError
 from .modalities import line_intersection
 from .prediction import WindowPrediction
@@ -233,6 +234,21 @@ def _refine_windows(
     return similarity, fused, fused_weight, robust, world
 
 
+def _frame_disagreement(world, fused, grid, slot_centre, window_weight, num_frames: int):
+    """Per frame, the largest misfit of a trusted window's points there ([T] numpy, NaN where no trusted
+    window has points), and the median slot misfit; a slot's misfit is the median distance of its world
+    points [N, L, P, 3] from the fused ones [T, P, 3], relative to their distance from its camera."""
+    residual = (world - fused[grid.frames_t]).norm(dim=-1)
+    depth = (world - slot_centre[:, :, None]).norm(dim=-1).clamp_min(1e-12)
+    misfit = masked_median(residual / depth, grid.weights > 0).cpu().numpy()
+    trusted = np.isfinite(misfit) & (window_weight > 0.5).cpu().numpy()[:, None]
+    largest = np.full(num_frames, np.nan)
+    frames = grid.frames_t.cpu().numpy()[trusted]
+    np.fmax.at(largest, frames, misfit[trusted])
+    typical = float(np.median(misfit[trusted])) if trusted.any() else 0.0
+    return largest, typical
+
+
 def _window_misfit(world, fused, frames, weights, size) -> torch.Tensor:
     """[N] median distance of each window's world points from the fused points, relative to scene size."""
     residual = (world - fused[frames]).norm(dim=-1).reshape(world.shape[0], -1)
@@ -252,7 +268,8 @@ def _interpolate_unposed(
 
 
 def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frames):
-    """Per-frame camera-to-world rotation [T, 3, 3], centre [T, 3], the shared focal, and which frames are posed.
+    """Per-frame camera-to-world rotation [T, 3, 3], centre [T, 3], the shared focal, which frames are posed,
+    and the share [T] of each frame's fused weight that its camera fits (within the robust width).
 
     Each step turns the camera by an orthogonal iteration, then puts its centre where the rotated pixel
     rays through the fused points meet (the exact least-squares centre for that rotation, which converges
@@ -280,9 +297,11 @@ def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frame
                 distance.reshape(1, -1), fused_weight.reshape(1, -1), config.robust_width
             ).reshape(weights.shape)
             weights = weights * torch.from_numpy(posed).to(weights)[:, None]
+    inlier = (weights > 0.5 * fused_weight) * fused_weight
+    fit_share = (inlier.sum(-1) / fused_weight.sum(-1).clamp_min(1e-30)).cpu().numpy()
     if not posed.all():
         rotation, centre = _interpolate_unposed(rotation, centre, posed)
-    return rotation, centre, focal, posed
+    return rotation, centre, focal, posed, fit_share
 
 
 def align_windows(
@@ -386,7 +405,7 @@ def _align(
         grid.frames_t,
         num_frames,
     )
-    rotation, centre, focal, posed = _frame_poses(
+    rotation, centre, focal, posed, fit_share = _frame_poses(
         grid, fused, fused_weight, (init_rotation, init_centre[:, 0]), focal, config, num_frames
     )
     if not posed.all():
@@ -398,6 +417,14 @@ def _align(
         raise Geo4DError(
             "The focal length could not be estimated (degenerate predictions). Check the network's output."
         )
+
+    disagreement, typical_misfit = _frame_disagreement(
+        world, fused, grid, slot_centre, window_weight, num_frames
+    )
+    evidence = FrameEvidence(fit_share, disagreement, typical_misfit, posed)
+    frame_confidence, trust_warnings = assess(rotation.cpu().double().numpy(), evidence)
+    focal_warnings = focal_estimate.warnings()
+    warnings += focal_warnings + trust_warnings
 
     camera_z = camera_points(fused, rotation, centre)[..., 2]
     inverse_target = 1 / camera_z.clamp_min(1e-9)
@@ -443,9 +470,22 @@ def _align(
         confidence=confidence.cpu().numpy(),
         color=color,
         fps=fps,
-        settings={"align": asdict(config), "windows": len(predictions), "solver_grid": list(grid.shape)},
+        settings={
+            "align": asdict(config),
+            "windows": len(predictions),
+            "solver_grid": list(grid.shape),
+            "focal_estimates": {
+                name: {
+                    "focal_px": round(median, 3),
+                    "spread": round(spread, 5),
+                    "difference": round(difference, 5),
+                }
+                for name, (median, spread, difference) in focal_estimate.families.items()
+            },
+        },
         timings={"align_s": elapsed},
         warnings=warnings,
+        frame_confidence=frame_confidence,
     )
 
 

@@ -30,6 +30,8 @@ from .video import read_frames, write_video
 logger = logging.getLogger(__name__)
 
 VIDEO_NAME = "video.mp4"
+# The comment tag of every video `synth` writes: the embedded tiny model knows only these scenes.
+SYNTHETIC_VIDEO_COMMENT = "geo4d synthetic scene"
 AMBIENT = 0.35
 # Shadow rays start this far (metres) off the surface so that they do not hit it again.
 SHADOW_OFFSET = 1e-4
@@ -268,7 +270,9 @@ def write_synthetic(
         ) from error
     try:
         started = time.perf_counter()
-        video = write_video(staging / VIDEO_NAME, reconstruction.color, config.fps)
+        video = write_video(
+            staging / VIDEO_NAME, reconstruction.color, config.fps, comment=SYNTHETIC_VIDEO_COMMENT
+        )
         decoded = read_frames(video).frames
         difference = np.abs(decoded.astype(np.int16) - reconstruction.color)
         reconstruction.color = decoded
