@@ -95,7 +95,7 @@ def sample_windows(predictions: list[WindowPrediction], frames: np.ndarray, conf
 
     points, valid = decode_point_map(take("point_map"), config.sky_tolerance)
     confidence = torch.nan_to_num(take("point_confidence"), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
-    disparity, disparity_valid = decode_disparity(take("disparity"))
+    disparity, disparity_valid = decode_disparity(take("disparity"), point_valid=valid)
     direction = take("ray_direction")
     moment = take("ray_moment")
     rays_ok = (

@@ -10,6 +10,7 @@ import torch
 
 from .camera import invert_rigid, pixel_centers
 from .modalities import (
+    DISPARITY_CLAMP,
     camera_points_to_decoded,
     encode_decoded_points,
     encode_disparity,
@@ -28,7 +29,7 @@ class PredictionNoise:
     uniform values in the encoded cube. rotation_deg, scale_spread, translation: size of the random
     per-window similarity applied to the window's decoded geometry (points and rays alike).
     disparity_noise: relative disparity noise; disparity_scale_spread, disparity_shift: the random
-    per-window affine map of the encoded disparity. ray_angle_deg: angular noise of ray directions.
+    per-window affine map of the encoded disparity (clamped after it, as a network output is). ray_angle_deg: angular noise of ray directions.
     ray_focal_spread: each window's rays are made with a focal off by a factor uniform in
     1 +- ray_focal_spread (a network's ray maps need not agree with its point maps on the focal).
     garbage_windows: windows whose maps are replaced by noise.
@@ -151,10 +152,11 @@ def simulate_window_predictions(
         disparity_noise = 1 + noise.disparity_noise * torch.randn(
             depth.shape, generator=generator, dtype=torch.float64
         )
-        disparity = encode_disparity(depth / disparity_noise, valid)[0][..., 0]
+        disparity = encode_disparity(depth / disparity_noise, valid, clamp=False)[0][..., 0]
         affine_scale = 1 + _uniform(generator, noise.disparity_scale_spread)
         affine_shift = _uniform(generator, noise.disparity_shift)
         disparity = torch.where(valid, affine_scale * disparity + affine_shift, disparity)
+        disparity = disparity.clamp(-DISPARITY_CLAMP, DISPARITY_CLAMP)
 
         # Drawn only when asked for, so that the other draws of a seed stay as they were.
         ray_focal = 1 + _uniform(generator, noise.ray_focal_spread) if noise.ray_focal_spread else 1.0
