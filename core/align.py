@@ -269,7 +269,8 @@ def _interpolate_unposed(
 
 def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frames):
     """Per-frame camera-to-world rotation [T, 3, 3], centre [T, 3], the shared focal, which frames are posed,
-    and the share [T] of each frame's fused weight that its camera fits (within the robust width).
+    and (share [T] of each frame's fused weight that its camera fits within the robust width, median
+    distance [T] of its fused points from their pixel rays relative to depth).
 
     Each step turns the camera by an orthogonal iteration, then puts its centre where the rotated pixel
     rays through the fused points meet (the exact least-squares centre for that rotation, which converges
@@ -299,9 +300,10 @@ def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frame
             weights = weights * torch.from_numpy(posed).to(weights)[:, None]
     inlier = (weights > 0.5 * fused_weight) * fused_weight
     fit_share = (inlier.sum(-1) / fused_weight.sum(-1).clamp_min(1e-30)).cpu().numpy()
+    residual = masked_median(distance, fused_weight > 0).cpu().numpy()
     if not posed.all():
         rotation, centre = _interpolate_unposed(rotation, centre, posed)
-    return rotation, centre, focal, posed, fit_share
+    return rotation, centre, focal, posed, (fit_share, residual)
 
 
 def align_windows(
@@ -405,7 +407,7 @@ def _align(
         grid.frames_t,
         num_frames,
     )
-    rotation, centre, focal, posed, fit_share = _frame_poses(
+    rotation, centre, focal, posed, (fit_share, residual) = _frame_poses(
         grid, fused, fused_weight, (init_rotation, init_centre[:, 0]), focal, config, num_frames
     )
     if not posed.all():
@@ -421,7 +423,7 @@ def _align(
     disagreement, typical_misfit = _frame_disagreement(
         world, fused, grid, slot_centre, window_weight, num_frames
     )
-    evidence = FrameEvidence(fit_share, disagreement, typical_misfit, posed)
+    evidence = FrameEvidence(fit_share, residual, disagreement, typical_misfit, posed)
     frame_confidence, trust_warnings = assess(rotation.cpu().double().numpy(), evidence)
     focal_warnings = focal_estimate.warnings()
     warnings += focal_warnings + trust_warnings

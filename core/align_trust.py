@@ -1,8 +1,9 @@
 """How far the aligner trusts its own result: a confidence per frame and warnings a user can act on.
 
 A frame's confidence (0..1) is the share of its fused points that its camera fits (robust weight over
-weight), times how well the windows that see it agree, halved at a jump in the path, and 0 where its
-camera had to be interpolated. Warnings name jumps in the path (a frame-to-frame rotation far beyond
+weight), lowered when even those points miss their pixel rays by a sizeable fraction of their depth
+and when the windows that see the frame disagree, halved at a jump in the path, and 0 where its camera
+had to be interpolated. Warnings name jumps in the path (a frame-to-frame rotation far beyond
 its neighbours'), frames where windows disagree, and frames of low confidence.
 """
 
@@ -22,17 +23,20 @@ JUMP_NEIGHBOURS = 4
 # DISAGREEMENT_RATIO x the typical window's and by more than DISAGREEMENT_FLOOR.
 DISAGREEMENT_RATIO = 4.0
 DISAGREEMENT_FLOOR = 0.05
+# Points missing their rays by this fraction of their depth (median) halve a frame's confidence.
+RESIDUAL_SCALE = 0.1
 LOW_CONFIDENCE = 0.5
 FRAMES_SHOWN = 6
 
 
 @dataclass
 class FrameEvidence:
-    """What the solve knows per frame (T frames): fit_share [T] robust over total pose weight;
-    disagreement [T] the largest relative misfit of a trusted window's points on that frame (NaN where
+    """What the solve knows per frame (T frames): fit_share [T] robust over total pose weight; residual
+    [T] median distance of its points from their pixel rays relative to depth; disagreement [T] the largest relative misfit of a trusted window's points on that frame (NaN where
     none), typical_misfit the median slot misfit; posed [T] bool: the frame's camera was solved."""
 
     fit_share: np.ndarray
+    residual: np.ndarray
     disagreement: np.ndarray
     typical_misfit: float
     posed: np.ndarray
@@ -70,7 +74,8 @@ def assess(rotations: np.ndarray, evidence: FrameEvidence) -> tuple[np.ndarray, 
     warnings = []
     scale = max(DISAGREEMENT_RATIO * evidence.typical_misfit, DISAGREEMENT_FLOOR)
     disagreement = np.nan_to_num(evidence.disagreement, nan=0.0)
-    confidence = np.clip(evidence.fit_share, 0.0, 1.0) / (1 + (disagreement / scale) ** 2)
+    residual = np.nan_to_num(evidence.residual, nan=np.inf) / RESIDUAL_SCALE
+    confidence = np.clip(evidence.fit_share, 0.0, 1.0) / (1 + residual**2) / (1 + (disagreement / scale) ** 2)
     jumps, angles, typical = path_jumps(rotations)
     for step, angle, around in zip(jumps[:FRAMES_SHOWN], angles, typical, strict=False):
         warnings.append(
