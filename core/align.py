@@ -2,19 +2,22 @@
 
 Structure (all closed-form steps, batched over windows and frames; see README "Alignment"):
 1. Decode every window on a subsampled pixel grid (core.modalities).
-2. Per window and frame, in the window's own frame: the camera centre where the predicted rays through
-   the predicted points meet, then rotation and focal from the directions of the points seen from it;
-   the ray maps' own trajectory gives a second focal estimate. The shared focal weighs the two families'
-   medians by how well each agrees with itself (a joint refit with the poses drifts along the
-   focal/depth ambiguity, so it is not refitted).
+2. Per window and frame, in the window's own frame (core.align_cameras): a pinhole camera fitted to the
+   point map alone, ray-moment centres mapped onto those cameras, rotation and focal from the point
+   directions, the ray maps' focal. The shared focal weighs the three focal families' medians by how
+   well each agrees with itself (a joint refit with the poses drifts along the focal/depth ambiguity,
+   so it is not refitted).
 3. Garbage windows: consecutive windows are Umeyama-fitted over their shared frames; a window that
    fits none of its neighbours is down-weighted and reported.
 4. Windows are chained into one world by weighted Umeyama fits against the points fused so far, then
    refined jointly: fuse per-frame world points (robust, confidence-weighted), refit every window's
    similarity to them, repeat.
-5. Per-frame poses: object-space orthogonal iterations against the fused points, robustly reweighted.
+5. Per-frame poses: object-space orthogonal iterations against the fused points, each centre solved
+   exactly for its rotation, robustly reweighted.
 6. Per-window disparity affine maps by an L1 fit to the fused inverse depth; full-resolution depth fuses
    every window's point-map depth and disparity depth per frame, robustly.
+7. Trust (core.align_trust): a confidence per frame and warnings about jumps, disagreeing windows,
+   low-confidence frames and disagreeing focal estimates.
 """
 
 from __future__ import annotations
