@@ -379,7 +379,7 @@ def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -
                 f"Device {settings.device!r} was requested, but the given model is loaded on {model.device}. "
                 f"Load it with load_model(..., device={settings.device!r}) or use device 'auto'."
             )
-        return model, "Geo4D (loaded)", timings
+        return model, model.source or "Geo4D (loaded)", timings
     started = time.perf_counter()
     loaded = load_model(model, settings.device, settings.precision)
     timings["load_s"] = round(time.perf_counter() - started, 3)
