@@ -8,7 +8,7 @@ this process on the same inputs):
   camera, handheld camera (ATE and the largest frame-to-frame rotation error too), exact-focal rays,
   and a garbage window (is it reported?);
 - case (a), 24 frames at 32x48 (3 windows), and case (b), 120 frames at 320x512 with stride 4 (27
-  windows), each aligner in a forked process of its own so that its peak memory is its own;
+  windows), each aligner in a fresh process of its own so that its peak memory is its own;
   `--case long` aligns 1,000 frames at 32x48 (247 windows).
 Predictions are simulated from synthetic ground truth (core.simulated_predictions).
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
-import multiprocessing
 import resource
 import subprocess
 import sys
@@ -169,45 +168,35 @@ def run_targets(aligners: dict, seeds: int) -> None:
         print(f"  {name}: the garbage window reported in {found} of {len(name_runs)} runs")
 
 
-def _timed_case(aligner, predictions, truth, repeats: int, queue) -> None:
-    """One aligner on one case, in a forked process: its best seconds, CPU seconds, peak memory, accuracy."""
-    before = peak_memory_gb()
-    walls, cpus = [], []
-    for _ in range(repeats):
-        run = measure(aligner, predictions, truth)
-        walls.append(run.wall)
-        cpus.append(run.cpu)
-    queue.put((min(walls), min(cpus), before, peak_memory_gb(), run))
-
-
-def run_case(name: str, aligners: dict, repeats: int, device: str) -> None:
-    """A case on the CPU (each aligner in a forked process) or on a CUDA device (in this process)."""
+def run_case(name: str, label: str, aligner, repeats: int, device: str) -> None:
+    """One aligner on one case: best seconds (wall, CPU), peak memory and accuracy."""
     scene = CASES[name]
     truth = render_scene(scene)
     plan = plan_windows(scene.frames)
     predictions = simulate_window_predictions(truth, plan, PredictionNoise(), seed=1)
     predictions = [p.__class__(**{k: v.to(device) for k, v in vars(p).items()}) for p in predictions]
+    before = peak_memory_gb()
+    runs = [measure(aligner, predictions, truth) for _ in range(repeats)]
+    run = runs[-1]
     print(
-        f"case {name}: {scene.frames} frames at {scene.height}x{scene.width}, {plan.num_windows} windows, "
-        f"test noise, {device}"
+        f"  {label:>8s}: best {min(r.wall for r in runs):.2f} s wall, {min(r.cpu for r in runs):.2f} s CPU; "
+        f"peak memory {peak_memory_gb():.2f} GB ({before:.2f} GB before aligning); focal error "
+        f"{100 * run.focal:.3f} %, ATE {100 * run.ate:.3f} % of path, RPE-rot {run.rpe_rot:.4f} deg, "
+        f"AbsRel {run.abs_rel:.4f}"
     )
-    context = multiprocessing.get_context("fork")
-    for label, aligner in aligners.items():
-        queue = context.Queue()
-        if device == "cpu":
-            process = context.Process(target=_timed_case, args=(aligner, predictions, truth, repeats, queue))
-            process.start()
-            wall, cpu, before, peak, run = queue.get()
-            process.join()
-        else:
-            _timed_case(aligner, predictions, truth, repeats, queue)
-            wall, cpu, before, peak, run = queue.get()
-            print(f"  {label:>8s}: peak CUDA memory {torch.cuda.max_memory_allocated() / 1e9:.2f} GB")
-        print(
-            f"  {label:>8s}: best {wall:.2f} s wall, {cpu:.2f} s CPU; peak memory {peak:.2f} GB "
-            f"({before:.2f} GB before aligning); focal error {100 * run.focal:.3f} %, ATE "
-            f"{100 * run.ate:.3f} % of path, RPE-rot {run.rpe_rot:.4f} deg, AbsRel {run.abs_rel:.4f}"
-        )
+    if device.startswith("cuda"):
+        print(f"  {label:>8s}: peak CUDA memory {torch.cuda.max_memory_allocated() / 1e9:.2f} GB")
+
+
+def run_case_apart(name: str, labels: list[str], args) -> None:
+    """Each aligner on a case in a fresh process of this script, so that each peak memory is its own
+    (a forked process can hang in torch's thread pool)."""
+    scene = CASES[name]
+    print(f"case {name}: {scene.frames} frames at {scene.height}x{scene.width}, test noise, {args.device}")
+    for label in labels:
+        command = [sys.executable, __file__, "--case", name, "--only", label, "--baseline", args.baseline]
+        command += ["--device", args.device, "--threads", str(args.threads), "--repeats", str(args.repeats)]
+        subprocess.run(command, check=True)
 
 
 def main() -> None:
@@ -224,6 +213,7 @@ def main() -> None:
     parser.add_argument(
         "--device", default="cpu", help="torch device of cases a, b and long, e.g. cpu or cuda"
     )
+    parser.add_argument("--only", choices=("earlier", "new"), help="run one aligner on one case, here")
     parser.add_argument(
         "--baseline",
         default=BASELINE_REVISION,
@@ -235,12 +225,17 @@ def main() -> None:
     aligners = {"new": align_windows}
     if args.baseline != "none":
         aligners = {"earlier": load_baseline(args.baseline), **aligners}
+    if args.only:
+        run_case(
+            args.case, args.only, aligners[args.only], args.repeats if args.case == "a" else 1, args.device
+        )
+        return
     names = ("targets", "a", "b") if args.case == "all" else (args.case,)
     for name in names:
         if name == "targets":
             run_targets(aligners, args.seeds)
         else:
-            run_case(name, aligners, args.repeats if name == "a" else 1, args.device)
+            run_case_apart(name, list(aligners), args)
 
 
 if __name__ == "__main__":
