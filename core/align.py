@@ -2,19 +2,22 @@
 
 Structure (all closed-form steps, batched over windows and frames; see README "Alignment"):
 1. Decode every window on a subsampled pixel grid (core.modalities).
-2. Per window and frame, in the window's own frame: the camera centre where the predicted rays through
-   the predicted points meet, then rotation and focal from the directions of the points seen from it;
-   the ray maps' own trajectory gives a second focal estimate. The shared focal weighs the two families'
-   medians by how well each agrees with itself (a joint refit with the poses drifts along the
-   focal/depth ambiguity, so it is not refitted).
+2. Per window and frame, in the window's own frame (core.align_cameras): a pinhole camera fitted to the
+   point map alone, ray-moment centres mapped onto those cameras, rotation and focal from the point
+   directions, the ray maps' focal. The shared focal weighs the three focal families' medians by how
+   well each agrees with itself (a joint refit with the poses drifts along the focal/depth ambiguity,
+   so it is not refitted).
 3. Garbage windows: consecutive windows are Umeyama-fitted over their shared frames; a window that
    fits none of its neighbours is down-weighted and reported.
 4. Windows are chained into one world by weighted Umeyama fits against the points fused so far, then
    refined jointly: fuse per-frame world points (robust, confidence-weighted), refit every window's
    similarity to them, repeat.
-5. Per-frame poses: object-space orthogonal iterations against the fused points, robustly reweighted.
+5. Per-frame poses: object-space orthogonal iterations against the fused points, each centre solved
+   exactly for its rotation, robustly reweighted.
 6. Per-window disparity affine maps by an L1 fit to the fused inverse depth; full-resolution depth fuses
    every window's point-map depth and disparity depth per frame, robustly.
+7. Trust (core.align_trust): a confidence per frame and warnings about jumps, disagreeing windows,
+   low-confidence frames and disagreeing focal estimates.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from .align_cameras import window_cameras
 from .align_depth import dense_depth, slot_positions
 from .align_init import (
     SolverGrid,
@@ -37,7 +41,6 @@ from .align_init import (
     overlapping_pairs,
     pair_misfits,
     sample_windows,
-    window_cameras,
 )
 from .align_solvers import (
     average_rotations,
@@ -48,7 +51,9 @@ from .align_solvers import (
     ray_distance,
     similarity_fit,
 )
+from .align_trust import FrameEvidence, assess
 from .errors import Geo4DError
+from .modalities import line_intersection
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .result import Intrinsics, Reconstruction
@@ -232,6 +237,21 @@ def _refine_windows(
     return similarity, fused, fused_weight, robust, world
 
 
+def _frame_disagreement(world, fused, grid, slot_centre, window_weight, num_frames: int):
+    """Per frame, the largest misfit of a trusted window's points there ([T] numpy, NaN where no trusted
+    window has points), and the median slot misfit; a slot's misfit is the median distance of its world
+    points [N, L, P, 3] from the fused ones [T, P, 3], relative to their distance from its camera."""
+    residual = (world - fused[grid.frames_t]).norm(dim=-1)
+    depth = (world - slot_centre[:, :, None]).norm(dim=-1).clamp_min(1e-12)
+    misfit = masked_median(residual / depth, grid.weights > 0).cpu().numpy()
+    trusted = np.isfinite(misfit) & (window_weight > 0.5).cpu().numpy()[:, None]
+    largest = np.full(num_frames, np.nan)
+    frames = grid.frames_t.cpu().numpy()[trusted]
+    np.fmax.at(largest, frames, misfit[trusted])
+    typical = float(np.median(misfit[trusted])) if trusted.any() else 0.0
+    return largest, typical
+
+
 def _window_misfit(world, fused, frames, weights, size) -> torch.Tensor:
     """[N] median distance of each window's world points from the fused points, relative to scene size."""
     residual = (world - fused[frames]).norm(dim=-1).reshape(world.shape[0], -1)
@@ -251,7 +271,14 @@ def _interpolate_unposed(
 
 
 def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frames):
-    """Per-frame camera-to-world rotation [T, 3, 3], centre [T, 3], the shared focal, and which frames are posed."""
+    """Per-frame camera-to-world rotation [T, 3, 3], centre [T, 3], the shared focal, which frames are posed,
+    and (share [T] of each frame's fused weight that its camera fits within the robust width, median
+    distance [T] of its fused points from their pixel rays relative to depth).
+
+    Each step turns the camera by an orthogonal iteration, then puts its centre where the rotated pixel
+    rays through the fused points meet (the exact least-squares centre for that rotation, which converges
+    along the optical axis far faster than orthogonal iteration alone).
+    """
     rotation, centre = world_cams
     offsets = grid.offsets.expand(num_frames, -1, -1)
     rays = torch.cat([offsets / focal, torch.ones_like(offsets[..., :1])], dim=-1)
@@ -264,7 +291,8 @@ def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frame
         )
     weights = weights * torch.from_numpy(posed).to(weights)[:, None]
     for step in range(config.pose_steps):
-        rotation, centre = orthogonal_iteration(fused, rays, weights, rotation, centre, 1)
+        rotation, _ = orthogonal_iteration(fused, rays, weights, rotation, centre, 1)
+        centre = line_intersection(fused, torch.einsum("tij,tpj->tpi", rotation, rays), weights)
         if step % 2 == 0:
             distance = ray_distance(fused, rays, rotation, centre) / camera_points(fused, rotation, centre)[
                 ..., 2
@@ -273,9 +301,12 @@ def _frame_poses(grid, fused, fused_weight, world_cams, focal, config, num_frame
                 distance.reshape(1, -1), fused_weight.reshape(1, -1), config.robust_width
             ).reshape(weights.shape)
             weights = weights * torch.from_numpy(posed).to(weights)[:, None]
+    inlier = (weights > 0.5 * fused_weight) * fused_weight
+    fit_share = (inlier.sum(-1) / fused_weight.sum(-1).clamp_min(1e-30)).cpu().numpy()
+    residual = masked_median(distance, fused_weight > 0).cpu().numpy()
     if not posed.all():
         rotation, centre = _interpolate_unposed(rotation, centre, posed)
-    return rotation, centre, focal, posed
+    return rotation, centre, focal, posed, (fit_share, residual)
 
 
 def align_windows(
@@ -321,7 +352,8 @@ def _align(
     reporter.report("align: window cameras", 0, 1)
     cams = window_cameras(grid, config)
     good = window_weight > 0.5
-    focal = cams.shared_focal(good)
+    focal_estimate = cams.shared_focal(good)
+    focal = torch.tensor(focal_estimate.value, dtype=grid.points.dtype, device=grid.points.device)
 
     size = grid.scene_size()
     pairs = overlapping_pairs(frames)
@@ -378,7 +410,7 @@ def _align(
         grid.frames_t,
         num_frames,
     )
-    rotation, centre, focal, posed = _frame_poses(
+    rotation, centre, focal, posed, (fit_share, residual) = _frame_poses(
         grid, fused, fused_weight, (init_rotation, init_centre[:, 0]), focal, config, num_frames
     )
     if not posed.all():
@@ -390,6 +422,14 @@ def _align(
         raise Geo4DError(
             "The focal length could not be estimated (degenerate predictions). Check the network's output."
         )
+
+    disagreement, typical_misfit = _frame_disagreement(
+        world, fused, grid, slot_centre, window_weight, num_frames
+    )
+    evidence = FrameEvidence(fit_share, residual, disagreement, typical_misfit, posed)
+    frame_confidence, trust_warnings = assess(rotation.cpu().double().numpy(), evidence)
+    focal_warnings = focal_estimate.warnings()
+    warnings += focal_warnings + trust_warnings
 
     camera_z = camera_points(fused, rotation, centre)[..., 2]
     inverse_target = 1 / camera_z.clamp_min(1e-9)
@@ -435,9 +475,22 @@ def _align(
         confidence=confidence.cpu().numpy(),
         color=color,
         fps=fps,
-        settings={"align": asdict(config), "windows": len(predictions), "solver_grid": list(grid.shape)},
+        settings={
+            "align": asdict(config),
+            "windows": len(predictions),
+            "solver_grid": list(grid.shape),
+            "focal_estimates": {
+                name: {
+                    "focal_px": round(median, 3),
+                    "spread": round(spread, 5),
+                    "difference": round(difference, 5),
+                }
+                for name, (median, spread, difference) in focal_estimate.families.items()
+            },
+        },
         timings={"align_s": elapsed},
         warnings=warnings,
+        frame_confidence=frame_confidence,
     )
 
 

@@ -83,7 +83,7 @@ def dense_depth(
                 -1
             )
             weight = conf * float(weight_np[window]) * (z > 0)
-            disparity, disparity_valid = decode_disparity(prediction.disparity[index])
+            disparity, disparity_valid = decode_disparity(prediction.disparity[index], point_valid=valid)
             inverse = float(alpha[window]) * disparity + float(beta[window])
             usable = disparity_valid & (inverse > 1e-9) & (weight > 0)
             rows = frame - first

@@ -1,4 +1,4 @@
-"""The aligner's closed-form start: windows sampled on a solver grid, per-window cameras, window chaining."""
+"""The aligner's closed-form start: windows sampled on a solver grid, pairwise window fits, window chaining."""
 
 from __future__ import annotations
 
@@ -10,18 +10,11 @@ import torch
 
 from .align_solvers import affine_fit_l1, cauchy_weights, masked_median, similarity_fit
 from .errors import Geo4DError
-from .modalities import (
-    decode_disparity,
-    decode_point_map,
-    line_intersection,
-    ray_trajectory_from_maps,
-    rotation_and_focal_from_directions,
-)
+from .modalities import decode_disparity, decode_point_map
 from .prediction import WindowPrediction
 
 SOLVER_DTYPE = torch.float64
 CHAIN_ROBUST_STEPS = 6
-CAMERA_BLOCK_POINTS = 1 << 20
 PAIR_BLOCK_POINTS = 1 << 21
 PAIR_SAMPLE_POINTS = 1 << 14
 
@@ -102,7 +95,7 @@ def sample_windows(predictions: list[WindowPrediction], frames: np.ndarray, conf
 
     points, valid = decode_point_map(take("point_map"), config.sky_tolerance)
     confidence = torch.nan_to_num(take("point_confidence"), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)
-    disparity, disparity_valid = decode_disparity(take("disparity"))
+    disparity, disparity_valid = decode_disparity(take("disparity"), point_valid=valid)
     direction = take("ray_direction")
     moment = take("ray_moment")
     rays_ok = (
@@ -126,80 +119,6 @@ def sample_windows(predictions: list[WindowPrediction], frames: np.ndarray, conf
         nearest_rows=(torch.arange(height, device=device)[:, None] - rows[None, :]).abs().argmin(1),
         nearest_cols=(torch.arange(width, device=device)[:, None] - cols[None, :]).abs().argmin(1),
     )
-
-
-# Relative spread below which two focal families count as equally consistent (noise-free input).
-FOCAL_SPREAD_FLOOR = 1e-3
-
-
-@dataclass
-class WindowCameras:
-    """Per window and slot, in the window's decoded frame: rotation [N, L, 3, 3] (camera -> window),
-    centre [N, L, 3]; point_focal, ray_focal [N, L] in pixels."""
-
-    rotation: torch.Tensor
-    centre: torch.Tensor
-    point_focal: torch.Tensor
-    ray_focal: torch.Tensor
-
-    def shared_focal(self, windows: torch.Tensor) -> torch.Tensor:
-        """The video's one focal from the estimates of `windows` (bool [N]): each family's (point maps,
-        ray maps) median, weighted by the inverse square of its relative spread. The focal is one value
-        for the whole video, so the family whose estimates agree with each other is the one to trust;
-        a network's point maps and ray maps can disagree by a factor of two (NaN when nothing is usable).
-        """
-        medians, weights = [], []
-        for estimates in (self.point_focal[windows], self.ray_focal[windows]):
-            estimates = estimates[torch.isfinite(estimates) & (estimates > 0)]
-            if estimates.numel():
-                median = estimates.median()
-                spread = (estimates / median).log().abs().median()
-                medians.append(median.log())
-                weights.append(1.0 / (spread.square() + FOCAL_SPREAD_FLOOR**2))
-        if not medians:
-            return torch.tensor(float("nan"))
-        weights = torch.stack(weights)
-        return ((torch.stack(medians) * weights).sum() / weights.sum()).exp()
-
-
-def _slot_cameras(points, direction, moment, weights, pixels, centre_px, config):
-    """window_cameras for a block of windows: (rotation, centre, point focal, ray focal)."""
-    centre = line_intersection(points, direction, weights)
-    unit = direction / direction.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    robust = weights
-    for _ in range(2):
-        offset = centre[..., None, :] - points
-        distance = (offset - (offset * unit).sum(-1, keepdim=True) * unit).norm(dim=-1)
-        robust = cauchy_weights(distance, weights, config.robust_width)
-        centre = line_intersection(points, direction, robust)
-    rotation, focal = rotation_and_focal_from_directions(
-        points - centre[..., None, :], pixels.expand(*points.shape[:-1], 2), centre_px, robust
-    )
-    trajectory = ray_trajectory_from_maps(direction, moment, pixels, weights, centre_px)
-    return rotation, centre, focal, trajectory.focals
-
-
-def window_cameras(grid: SolverGrid, config) -> WindowCameras:
-    """Cameras of every window slot: centre where the predicted rays through the predicted points meet
-    (robustly reweighted), rotation and focal from the point directions seen from that centre.
-
-    Windows are processed in blocks of about CAMERA_BLOCK_POINTS samples to bound memory on long clips.
-    """
-    count, length, pixels = grid.weights.shape
-    block = max(1, CAMERA_BLOCK_POINTS // (length * pixels))
-    parts = [
-        _slot_cameras(
-            grid.points[first : first + block],
-            grid.direction[first : first + block],
-            grid.moment[first : first + block],
-            grid.weights[first : first + block],
-            grid.pixels,
-            grid.centre,
-            config,
-        )
-        for first in range(0, count, block)
-    ]
-    return WindowCameras(*(torch.cat(values) for values in zip(*parts, strict=True)))
 
 
 def overlapping_pairs(frames: np.ndarray, max_gap: int = 3) -> list[tuple[int, int, np.ndarray, np.ndarray]]:

@@ -146,3 +146,115 @@ def affine_fit_l1(
         floor = 1e-6 * target.abs().mean(-1, keepdim=True).clamp_min(1e-12)
         current = weights / residual.clamp_min(floor)
     return scale, shift
+
+
+def _dlt_normal(homogeneous: torch.Tensor, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor):
+    """[B, 12, 12] normal matrix of the DLT rows [Xh, 0, -x Xh] and [0, Xh, -y Xh] (Xh [B, P, 4])."""
+    moments = [
+        torch.einsum("bp,bpi,bpj->bij", weights * factor, homogeneous, homogeneous)
+        for factor in (torch.ones_like(x), x, y, x * x + y * y)
+    ]
+    plain, by_x, by_y, by_both = moments
+    zero = torch.zeros_like(plain)
+    return torch.cat(
+        [
+            torch.cat([plain, zero, -by_x], dim=-1),
+            torch.cat([zero, plain, -by_y], dim=-1),
+            torch.cat([-by_x, -by_y, by_both], dim=-1),
+        ],
+        dim=-2,
+    )
+
+
+def _dlt_camera(homogeneous, x, y, weights):
+    """Rotation_t [B, 3, 3] (points' frame -> camera), centre [B, 3] and normalised focal [B] of the DLT
+    (finite even where the fit is degenerate; the caller judges the fit by its residuals)."""
+    projection = (
+        torch.linalg.eigh(_dlt_normal(homogeneous, x, y, weights)).eigenvectors[..., 0].reshape(-1, 3, 4)
+    )
+    projection = projection * torch.sign(torch.linalg.det(projection[..., :3]))[:, None, None]
+    left = projection[..., :3]
+    product = left @ left.transpose(-1, -2)
+    focal = ((product[:, 0, 0] + product[:, 1, 1]) / (2 * product[:, 2, 2])).clamp_min(1e-12).sqrt()
+    focal = torch.nan_to_num(focal, nan=1.0, posinf=1.0)
+    centre = torch.nan_to_num(-torch.linalg.lstsq(left, projection[..., 3:]).solution[..., 0])
+    inverse_k = torch.stack([1 / focal, 1 / focal, torch.ones_like(focal)], -1)[..., None]
+    u, _, vh = torch.linalg.svd(inverse_k * left)
+    return u @ vh, centre, focal
+
+
+def relative_ray_distance(
+    world: torch.Tensor, rays: torch.Tensor, rotation: torch.Tensor, centre: torch.Tensor
+) -> torch.Tensor:
+    """[B, P] distance of world points from their viewing rays relative to their depth; 1e6 behind the
+    camera (rays unit [B, P, 3] in camera axes; rotation camera -> world [B, 3, 3], centre [B, 3])."""
+    local = camera_points(world, rotation, centre)
+    depth = local[..., 2]
+    distance = (local - (local * rays).sum(-1, keepdim=True) * rays).norm(dim=-1)
+    return torch.where(depth > 0, distance / depth.abs().clamp_min(1e-12), torch.full_like(depth, 1e6))
+
+
+def unit_rays(offsets: torch.Tensor, focal: torch.Tensor) -> torch.Tensor:
+    """Unit camera-axis rays [B, P, 3] of pixel offsets from the principal point [B or 1, P, 2], focal [B]."""
+    offsets = offsets.expand(len(focal), -1, -1)
+    rays = torch.cat([offsets / focal[:, None, None], torch.ones_like(offsets[..., :1])], dim=-1)
+    return rays / rays.norm(dim=-1, keepdim=True)
+
+
+def projection_fit(
+    points: torch.Tensor,
+    offsets: torch.Tensor,
+    weights: torch.Tensor,
+    start_weights: torch.Tensor,
+    robust_width: float,
+    steps: int = 6,
+    start: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The pinhole camera (principal point known, square pixels) that sees points at their pixels.
+
+    points [B, P, 3] in any frame; offsets [B or 1, P, 2] pixel centres minus the principal point;
+    weights [B, P]; start_weights [B, P]: weights with outliers already damped, for the linear start.
+    A weighted DLT on conditioned points gives the start (or `start`: rotation [B, 3, 3], centre [B, 3],
+    focal [B] in pixels, for points the DLT cannot handle, e.g. mostly on one plane); object-space steps (orthogonal iteration, and
+    the focal regressed from the exact pixels onto the noisy points' directions, which unlike the
+    image-space fit is not shrunk by point noise) refine it, Cauchy-reweighted by distance from the
+    rays. Uses the points alone, so its focal is independent of any ray map. Returns rotation [B, 3, 3]
+    (camera -> points' frame), centre [B, 3], focal [B] in pixels (NaN where it failed) and each point's
+    distance from its ray relative to its depth [B, P].
+    """
+    offsets = offsets.expand(points.shape[0], -1, -1)
+    size = offsets.abs().amax(dim=(1, 2)).clamp_min(1.0)
+    normalised = offsets / size[:, None, None]
+    mean = weighted_mean(points, weights)
+    spread = weighted_mean((points - mean[:, None]).square().sum(-1, keepdim=True), weights)[:, 0].sqrt()
+    conditioned = (points - mean[:, None]) / spread.clamp_min(1e-12)[:, None, None]
+    homogeneous = torch.cat([conditioned, torch.ones_like(conditioned[..., :1])], dim=-1)
+    if start is None:
+        rotation_t, centre, focal = _dlt_camera(
+            homogeneous, normalised[..., 0], normalised[..., 1], start_weights
+        )
+        rotation = rotation_t.transpose(-1, -2)
+    else:
+        rotation, centre, focal = start
+        centre = (centre - mean) / spread.clamp_min(1e-12)[:, None]
+        focal = focal / size
+
+    for _ in range(steps):
+        rays = unit_rays(normalised, focal)
+        current = cauchy_weights(
+            relative_ray_distance(conditioned, rays, rotation, centre), weights, robust_width
+        )
+        rotation, centre = orthogonal_iteration(conditioned, rays, current, rotation, centre, 1)
+        local = camera_points(conditioned, rotation, centre)
+        depth = local[..., 2]
+        direction = local[..., :2] / depth.clamp_min(1e-12)[..., None]
+        along = current * (depth > 0) * depth.square()
+        inverse = (along[..., None] * direction * normalised).sum((1, 2)) / (
+            (along[..., None] * normalised.square()).sum((1, 2)).clamp_min(1e-30)
+        )
+        focal = torch.where(inverse > 0, 1 / inverse.clamp_min(1e-12), focal)
+    relative = relative_ray_distance(conditioned, unit_rays(normalised, focal), rotation, centre)
+    failed = ~torch.isfinite(focal) | (weights.sum(-1) <= 0)
+    focal = torch.where(failed, torch.full_like(focal, float("nan")), focal * size)
+    centre = centre * spread[:, None] + mean
+    return rotation, centre, focal, relative

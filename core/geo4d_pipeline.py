@@ -113,6 +113,7 @@ class Geo4D:
         parameter = next(unet.parameters())
         self.device, self.dtype = parameter.device, parameter.dtype
         self.context = context.to(self.device, self.dtype)  # [1, 77 + 16 L, context_dim]
+        self.source: str | None = None  # the model setting it was loaded from (core.models.load_model)
 
     @classmethod
     def from_checkpoint(

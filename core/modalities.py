@@ -11,7 +11,8 @@ first camera at (0, 0, -lb/s). Sky/invalid at decode: all channels within a tole
 |value| > 1.99.
 
 Disparity: the same percentile normalisation applied to 1/depth, repeated to 3 channels, invalid
--1.05, clamped to [-1.1, 1.1]. Decoding averages the channels; (D' + 1)/2 is an affine function of
+-1.05, clamped to [-1.1, 1.1]. Decoding drops clamped values and tells near-marker values of real
+surfaces from sky by the point map. Decoding averages the channels; (D' + 1)/2 is an affine function of
 disparity with an unknown per-window scale and shift.
 
 Rays: per pixel the unit direction d of its viewing ray and the moment m = o x d, both in the decoded
@@ -31,6 +32,8 @@ POINT_CLAMP = 2.0
 POINT_FAR = 1.99
 DISPARITY_INVALID = -1.05
 DISPARITY_CLAMP = 1.1
+# Decoded disparities this close to the clamp are bounds, not values.
+DISPARITY_CLAMP_MARGIN = 0.005
 PERCENTILE_LOW = 0.02
 PERCENTILE_HIGH = 0.98
 PERCENTILE_MARGIN = 0.01
@@ -88,23 +91,42 @@ def decode_point_map(encoded: torch.Tensor, sky_tolerance: float = 0.1) -> tuple
     return decoded, finite & ~sky & ~far
 
 
-def encode_disparity(depth: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, Normalisation]:
-    """Depth [L, H, W] (camera z) -> encoded disparity [L, H, W, 3] (3 equal channels) and its normalisation."""
+def encode_disparity(
+    depth: torch.Tensor, valid: torch.Tensor, clamp: bool = True
+) -> tuple[torch.Tensor, Normalisation]:
+    """Depth [L, H, W] (camera z) -> encoded disparity [L, H, W, 3] (3 equal channels) and its normalisation.
+
+    clamp=False leaves valid values unclamped (for simulating a network whose normalisation is off, which
+    is clamped after that error).
+    """
     disparity = torch.where(valid, 1.0 / depth.clamp_min(1e-12), torch.zeros_like(depth))
     norm = percentile_normalisation(disparity, valid)
     encoded = 2 * (disparity - norm.lower) / norm.scale - 1
+    if clamp:
+        encoded = encoded.clamp(-DISPARITY_CLAMP, DISPARITY_CLAMP)
     encoded = torch.where(valid, encoded, torch.full_like(encoded, DISPARITY_INVALID))
-    return encoded.clamp(-DISPARITY_CLAMP, DISPARITY_CLAMP)[..., None].expand(*encoded.shape, 3), norm
+    return encoded[..., None].expand(*encoded.shape, 3), norm
 
 
-def decode_disparity(disparity: torch.Tensor, tolerance: float = 0.02) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel-mean encoded disparity [...] -> ((D' + 1)/2, an affine function of disparity; valid [...] bool)."""
+def decode_disparity(
+    disparity: torch.Tensor, tolerance: float = 0.02, point_valid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channel-mean encoded disparity [...] -> ((D' + 1)/2, an affine function of disparity; valid [...] bool).
+
+    Invalid: non-finite values; values at the clamp (within DISPARITY_CLAMP_MARGIN of +-1.1), which only
+    say the disparity lies beyond the range; and values within `tolerance` of the marker -1.05, unless
+    `point_valid` (the point map's validity, same shape) says the pixel holds a surface: valid disparities
+    of the farthest few per cent of a window also fall there, and the point map tells them from sky.
+    """
     finite = torch.isfinite(disparity)
     clean = torch.nan_to_num(
         disparity, nan=DISPARITY_INVALID, posinf=DISPARITY_INVALID, neginf=DISPARITY_INVALID
     )
-    valid = finite & ((clean - DISPARITY_INVALID).abs() > tolerance)
-    return (clean + 1) / 2, valid
+    near_marker = (clean - DISPARITY_INVALID).abs() <= tolerance
+    if point_valid is not None:
+        near_marker = near_marker & ~point_valid
+    clamped = clean.abs() >= DISPARITY_CLAMP - DISPARITY_CLAMP_MARGIN
+    return (clean + 1) / 2, finite & ~near_marker & ~clamped
 
 
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:

@@ -109,7 +109,8 @@ def published_config(model_path: Path) -> NetworkConfig:
 
 
 def load_model(model: str | Path, device: str = "auto", precision: str = "auto") -> Geo4D:
-    """The Geo4D predictor named by `model` (see model_files), on `device` in `precision`."""
+    """The Geo4D predictor named by `model` (see model_files), on `device` in `precision`; its `source`
+    is that model setting (results record it, and "tiny" is told from other weights by it)."""
     weights, vae = model_files(model)
     torch_device = resolve_device(device)
     dtype = resolve_dtype(precision, torch_device)
@@ -123,4 +124,5 @@ def load_model(model: str | Path, device: str = "auto", precision: str = "auto")
     logger.info(
         "Loaded %s on %s (%s) in %.1f s.", weights.name, torch_device, dtype, time.perf_counter() - started
     )
+    network.source = str(model)
     return network

@@ -32,12 +32,13 @@ from .limits import (
     check_model_size,
     check_number,
 )
-from .models import load_model
+from .models import TINY_MODEL, load_model
 from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
 from .output_folder import check_result_folder
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import Reconstruction
+from .synthetic import SYNTHETIC_VIDEO_COMMENT
 from .video import (
     FrameMapping,
     VideoClip,
@@ -262,7 +263,8 @@ class _NetworkInput:
 
     frames: [T, H, W, 3] uint8 RGB; source_frames: [T] their indices in the source; mapping: network pixels
     to source pixels; source: the result's settings["video"] entry (width, height, rotation, fps, and the
-    frames' timing for a video); warnings: what decoding found (a variable frame rate), for the result.
+    frames' timing for a video); warnings: what decoding found (a variable frame rate), for the result;
+    synthetic: the video carries the comment tag of the synth command's videos.
     """
 
     frames: np.ndarray
@@ -272,6 +274,7 @@ class _NetworkInput:
     source: dict
     source_path: str | None
     warnings: list[str] = field(default_factory=list)
+    synthetic: bool = False
 
 
 def reconstruct(
@@ -310,7 +313,14 @@ def reconstruct(
         **clip.timing_record(),
     }
     network_input = _NetworkInput(
-        clip.frames, clip.fps, clip.source_frames, clip.mapping, source, str(video.resolve()), clip.warnings
+        clip.frames,
+        clip.fps,
+        clip.source_frames,
+        clip.mapping,
+        source,
+        str(video.resolve()),
+        clip.warnings,
+        synthetic=info.comment == SYNTHETIC_VIDEO_COMMENT,
     )
     return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
 
@@ -382,7 +392,7 @@ def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -
                 f"Load it with load_model(..., device={settings.device!r}) or use device 'auto'."
             )
         settings.check_model(model)
-        return model, "Geo4D (loaded)", timings
+        return model, model.source or "Geo4D (loaded)", timings
     started = time.perf_counter()
     loaded = load_model(model, settings.device, settings.precision)
     timings["load_s"] = round(time.perf_counter() - started, 3)
@@ -412,6 +422,13 @@ def _reconstruct_input(
         warnings.append(
             f"The clip has only {count}, fewer than the {length} of one Geo4D window: its last frame was "
             "repeated to fill the window. Expect weaker geometry; reconstruct a longer range if you can."
+        )
+
+    if model_name == TINY_MODEL and not network_input.synthetic:
+        warnings.append(
+            "The built-in 'tiny' model was trained on synthetic scenes only, and this footage is not one of "
+            "the synth command's videos: expect cameras and depth that are badly wrong. Use the published "
+            "Geo4D weights (a checkpoint) for real footage."
         )
 
     stage_start = time.perf_counter()

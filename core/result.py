@@ -3,7 +3,8 @@
 Layout of a result folder:
     reconstruction.json   format and version, source video and frame indices, fps, depth-map size,
                           intrinsics fx fy cx cy (pixels of that size), camera_to_world per frame
-                          (OpenCV axes, one world frame), settings, timings, warnings; its schema is
+                          (OpenCV axes, one world frame), settings, timings, warnings, and
+                          optionally frame_confidence (per frame, 0..1); its schema is
                           core.result_description, which both the writer and every reader go through
     frames/NNNNNN.ply     per frame: world x y z, the video's 8-bit red green blue, confidence
     depth.npz             depth [T, H, W] float32 (camera z, 0 where there is no point),
@@ -44,6 +45,8 @@ class Reconstruction:
     confidence: [T, H, W] float32, larger is more certain.
     color: [T, H, W, 3] uint8, the video's own RGB at each depth pixel.
     source_frames: [T] indices of the covered frames in the source video.
+    frame_confidence: [T] float32 in [0, 1], how far the aligner trusts each frame's camera; None when
+    not known (ground truth, results written before it was recorded).
     """
 
     camera_to_world: np.ndarray
@@ -57,6 +60,7 @@ class Reconstruction:
     settings: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    frame_confidence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.camera_to_world = np.asarray(self.camera_to_world, dtype=np.float64)
@@ -73,6 +77,9 @@ class Reconstruction:
             "color": (self.color.shape, (frames, height, width, 3)),
             "source_frames": (self.source_frames.shape, (frames,)),
         }
+        if self.frame_confidence is not None:
+            self.frame_confidence = np.asarray(self.frame_confidence, dtype=np.float32)
+            expected["frame_confidence"] = (self.frame_confidence.shape, (frames,))
         for name, (shape, wanted) in expected.items():
             if shape != wanted:
                 raise ValueError(
@@ -160,6 +167,7 @@ class Reconstruction:
             settings=self.settings,
             timings=self.timings,
             warnings=self.warnings,
+            frame_confidence=None if self.frame_confidence is None else self.frame_confidence.tolist(),
         )
 
     def write_files(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
@@ -211,6 +219,7 @@ class Reconstruction:
                 settings=description.settings,
                 timings=description.timings,
                 warnings=list(description.warnings),
+                frame_confidence=description.frame_confidence,
             )
         except ValueError as error:
             raise Geo4DError(f"{folder / JSON_NAME} is inconsistent: {error}") from error

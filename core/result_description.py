@@ -99,6 +99,8 @@ class ResultDescription:
     camera_to_world: [T, 4, 4] float64 (read-only), OpenCV camera axes, a proper rotation per frame.
     frames: the T frame files, exactly frame_file_name(0..T-1).
     points, settings, timings (seconds per stage), warnings: as the pipeline recorded them.
+    frame_confidence: per frame, how far the aligner trusts that frame's camera, in [0, 1]; None for
+    results written before it was recorded (the entry is optional in the file).
     """
 
     source_video: str | None
@@ -113,6 +115,7 @@ class ResultDescription:
     settings: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    frame_confidence: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         def set_field(name: str, value: object) -> None:
@@ -146,6 +149,8 @@ class ResultDescription:
         set_field("settings", _settings(self.settings))
         set_field("timings", _timings(self.timings))
         set_field("warnings", _strings(self.warnings, "warnings"))
+        if self.frame_confidence is not None:
+            set_field("frame_confidence", _frame_confidence(self.frame_confidence, count))
 
     @property
     def num_frames(self) -> int:
@@ -171,6 +176,7 @@ class ResultDescription:
             "settings": self.settings,
             "timings": self.timings,
             "warnings": list(self.warnings),
+            **({} if self.frame_confidence is None else {"frame_confidence": list(self.frame_confidence)}),
         }
 
 
@@ -214,6 +220,7 @@ def parse_description(data: str | bytes | Mapping, path: str | Path = JSON_NAME)
             settings=data["settings"],
             timings=data["timings"],
             warnings=data["warnings"],
+            frame_confidence=data.get("frame_confidence"),
         )
     except ValueError as error:
         raise Geo4DError(f"{path}: {error}. {FIX_ADVICE}") from error
@@ -413,6 +420,17 @@ def _timings(value: object) -> dict[str, float]:
             raise ValueError(f"timings has the key {_shown(key)}; keys must be stage names")
         timings[key] = _real(seconds, f"timings.{key}", low=0.0)
     return timings
+
+
+def _frame_confidence(value: object, count: int) -> tuple[float, ...]:
+    """One number in 0..1 per frame."""
+    entries = _list(value, "frame_confidence", "numbers in 0..1")
+    if len(entries) != count:
+        raise ValueError(
+            f"frame_confidence has {len(entries)} entries but frames has {count}; the file is inconsistent "
+            "(one entry per frame)"
+        )
+    return tuple(_real(entry, f"frame_confidence[{index}]", 0.0, 1.0) for index, entry in enumerate(entries))
 
 
 def _strings(value: object, name: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ import torch
 
 from .camera import invert_rigid, pixel_centers
 from .modalities import (
+    DISPARITY_CLAMP,
     camera_points_to_decoded,
     encode_decoded_points,
     encode_disparity,
@@ -28,7 +29,9 @@ class PredictionNoise:
     uniform values in the encoded cube. rotation_deg, scale_spread, translation: size of the random
     per-window similarity applied to the window's decoded geometry (points and rays alike).
     disparity_noise: relative disparity noise; disparity_scale_spread, disparity_shift: the random
-    per-window affine map of the encoded disparity. ray_angle_deg: angular noise of ray directions.
+    per-window affine map of the encoded disparity (clamped after it, as a network output is). ray_angle_deg: angular noise of ray directions.
+    ray_focal_spread: each window's rays are made with a focal off by a factor uniform in
+    1 +- ray_focal_spread (a network's ray maps need not agree with its point maps on the focal).
     garbage_windows: windows whose maps are replaced by noise.
     """
 
@@ -41,6 +44,7 @@ class PredictionNoise:
     disparity_scale_spread: float = 0.2
     disparity_shift: float = 0.1
     ray_angle_deg: float = 0.2
+    ray_focal_spread: float = 0.0
     garbage_windows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -56,8 +60,10 @@ class PredictionNoise:
                 raise ValueError(f"PredictionNoise.{name} = {getattr(self, name)} must be >= 0.")
         if not 0 <= self.outlier_fraction < 1:
             raise ValueError(f"PredictionNoise.outlier_fraction = {self.outlier_fraction} must be in [0, 1).")
-        if not 0 <= self.scale_spread < 1 or not 0 <= self.disparity_scale_spread < 1:
-            raise ValueError("PredictionNoise scale spreads must be in [0, 1).")
+        spreads = ("scale_spread", "disparity_scale_spread", "ray_focal_spread")
+        for name in spreads:
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"PredictionNoise.{name} = {getattr(self, name)} must be in [0, 1).")
 
 
 NOISE_FREE = PredictionNoise(0, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -146,12 +152,16 @@ def simulate_window_predictions(
         disparity_noise = 1 + noise.disparity_noise * torch.randn(
             depth.shape, generator=generator, dtype=torch.float64
         )
-        disparity = encode_disparity(depth / disparity_noise, valid)[0][..., 0]
+        disparity = encode_disparity(depth / disparity_noise, valid, clamp=False)[0][..., 0]
         affine_scale = 1 + _uniform(generator, noise.disparity_scale_spread)
         affine_shift = _uniform(generator, noise.disparity_shift)
         disparity = torch.where(valid, affine_scale * disparity + affine_shift, disparity)
+        disparity = disparity.clamp(-DISPARITY_CLAMP, DISPARITY_CLAMP)
 
-        local_dirs = torch.cat([camera_xy, torch.ones_like(camera_xy[..., :1])], dim=-1)
+        # Drawn only when asked for, so that the other draws of a seed stay as they were.
+        ray_focal = 1 + _uniform(generator, noise.ray_focal_spread) if noise.ray_focal_spread else 1.0
+        ray_xy = camera_xy / ray_focal
+        local_dirs = torch.cat([ray_xy, torch.ones_like(ray_xy[..., :1])], dim=-1)
         directions = torch.einsum("ij,ljk,hwk->lhwi", rotation, to_first[:, :3, :3], local_dirs)
         directions = directions / directions.norm(dim=-1, keepdim=True)
         directions = _perturb_directions(directions, noise.ray_angle_deg, generator)

@@ -18,16 +18,19 @@ import numpy as np
 
 from .camera import pixel_centers
 from .errors import SettingError
-from .limits import MAX_SEED, check_integer, check_number
+from .limits import MAX_SEED, check_choice, check_integer, check_number
 from .output_folder import RESULT_LAYOUT, check_output_folder, write_folder
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .result import Intrinsics, Reconstruction
+from .synthetic_handheld import handheld_path
 from .synthetic_scene import build_scene
 from .video import read_frames, write_video
 
 logger = logging.getLogger(__name__)
 
 VIDEO_NAME = "video.mp4"
+# The comment tag of every video `synth` writes: the embedded tiny model knows only these scenes.
+SYNTHETIC_VIDEO_COMMENT = "geo4d synthetic scene"
 AMBIENT = 0.35
 # Shadow rays start this far (metres) off the surface so that they do not hit it again.
 SHADOW_OFFSET = 1e-4
@@ -35,17 +38,20 @@ SHADOW_OFFSET = 1e-4
 # (4096x4096: about 3.4 GB), and the whole clip about 20 bytes per pixel per frame while it is written.
 MAX_SYNTHETIC_SIDE = 4096
 MAX_SYNTHETIC_PIXELS = 1 << 28
+MOTIONS = ("orbit", "handheld")
 
 
 @dataclass(frozen=True)
 class SceneConfig:
-    """What to render: clip length, image size (pixels), scene seed and frame rate."""
+    """What to render: clip length, image size (pixels), scene seed, frame rate and camera motion
+    ("orbit": a smooth orbit; "handheld": a fast walk with pans and shake, core.synthetic_handheld)."""
 
     frames: int = 48
     width: int = 512
     height: int = 320
     seed: int = 0
     fps: float = 24.0
+    motion: str = "orbit"
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -63,6 +69,7 @@ class SceneConfig:
                 f"at most {MAX_SYNTHETIC_PIXELS // (self.width * self.height)} at {self.width}x{self.height} "
                 f"(a clip holds at most {MAX_SYNTHETIC_PIXELS:,} pixels in memory; use fewer frames or a smaller size)",
             )
+        check_choice(owner, "motion", self.motion, MOTIONS)
 
 
 @dataclass
@@ -84,7 +91,10 @@ class Renderer:
         focal = max(config.width, config.height) / 2 / math.tan(self.scene.field_of_view / 2)
         self.intrinsics = Intrinsics(focal, focal, config.width / 2, config.height / 2)
         self.times = np.arange(config.frames) / config.fps
-        self.camera_to_world = self.scene.camera.camera_to_world(self.times)
+        path = (
+            self.scene.camera if config.motion == "orbit" else handheld_path(config.seed, self.scene.camera)
+        )
+        self.camera_to_world = path.camera_to_world(self.times)
         u, v = pixel_centers(config.height, config.width, dtype=np.float64)
         k = self.intrinsics
         # Camera-frame ray directions [3, N] with z = 1, so a hit's ray parameter is its depth.
@@ -264,7 +274,9 @@ def write_synthetic(
 
     def write(staging: Path) -> None:
         started = time.perf_counter()
-        video = write_video(staging / VIDEO_NAME, reconstruction.color, config.fps)
+        video = write_video(
+            staging / VIDEO_NAME, reconstruction.color, config.fps, comment=SYNTHETIC_VIDEO_COMMENT
+        )
         decoded = read_frames(video).frames
         difference = np.abs(decoded.astype(np.int16) - reconstruction.color)
         reconstruction.color = decoded

@@ -41,7 +41,7 @@ class VideoInfo:
     frame count and frame timestamps as Blender's sequencer uses them (core.movie_timing), so frame k is
     the picture a movie strip shows k frames after its start. num_frames_exact: the count comes from the
     stream's own duration; False when it is estimated from the container's duration, or 0 when nothing
-    records it.
+    records it. comment: the container's "comment" tag ("" when it has none).
     """
 
     path: Path
@@ -57,6 +57,7 @@ class VideoInfo:
     codec: str
     pixel_format: str
     timing: MovieTiming
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -252,9 +253,16 @@ def read_frames(
 
 
 def write_video(
-    path: str | Path, frames: np.ndarray, fps: float, crf: int = 12, keyframe_interval: int = 24
+    path: str | Path,
+    frames: np.ndarray,
+    fps: float,
+    crf: int = 12,
+    keyframe_interval: int = 24,
+    comment: str | None = None,
 ) -> Path:
     """Encode [T, H, W, 3] uint8 RGB frames as H.264 (BT.709, limited range) into an .mp4.
+
+    comment: stored as the container's "comment" tag (VideoInfo.comment reads it back).
 
     yuv420p when W and H are even, else yuv444p (4:2:0 cannot hold odd sizes). crf 12 is close to
     visually lossless; decoded colours still differ from `frames` by a few levels (lossy coding).
@@ -282,6 +290,8 @@ def write_video(
     os.close(handle)
     try:
         with av.open(temporary, "w", format="mp4") as container:
+            if comment is not None:
+                container.metadata["comment"] = comment
             stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
             stream.options = {"crf": str(crf), "preset": "medium"}
@@ -391,6 +401,7 @@ def _info(path: Path, stream, first: av.VideoFrame) -> VideoInfo:
         codec=stream.codec_context.name,
         pixel_format=first.format.name,
         timing=timing,
+        comment=str(container.metadata.get("comment", "")),
     )
 
 

@@ -156,7 +156,11 @@ class ProgressBar:
 
 
 def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
-    """The one-screen report of a written result: frames, focal, path length, stage times, warnings."""
+    """The one-screen report of a written result: frames, focal, path length, stage times, the cameras'
+    confidence, warnings."""
+    import numpy as np
+
+    from ..align_trust import LOW_CONFIDENCE
     from ..camera import lens_from_focal
     from ..metrics import path_length
     from ..result import read_description
@@ -186,6 +190,13 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
         f"  model      {settings.get('model')} on {settings.get('device')} ({settings.get('dtype')})",
         f"  times      {', '.join(stage_times)}; total {wall_seconds:.1f} s",
     ]
+    confidence = description.frame_confidence
+    if confidence is not None:
+        low = sum(value < LOW_CONFIDENCE for value in confidence)
+        lines.append(
+            f"  confidence {min(confidence):.2f} lowest (frame {int(np.argmin(confidence))}), "
+            f"{np.mean(confidence):.2f} mean; {low} frame{'s' if low != 1 else ''} under {LOW_CONFIDENCE}"
+        )
     warnings = description.warnings
     lines.append(f"  warnings   {len(warnings) or 'none'}")
     lines += [f"    - {warning}" for warning in warnings[:8]]

@@ -16,6 +16,7 @@ OPTIONS = {
     "height": "--size (height)",
     "seed": "--seed",
     "fps": "--fps",
+    "motion": "--motion",
 }
 
 
@@ -34,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="scene seed: layout, textures, motion, focal (default 0)"
     )
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate of the video (default 24)")
+    parser.add_argument(
+        "--motion",
+        choices=("orbit", "handheld"),
+        default="orbit",
+        help="camera motion: a smooth orbit (default) or a fast handheld walk with pans and shake",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
 
     width, height = args.size
     with options_named(OPTIONS):
-        config = SceneConfig(frames=args.frames, width=width, height=height, seed=args.seed, fps=args.fps)
+        config = SceneConfig(
+            frames=args.frames, width=width, height=height, seed=args.seed, fps=args.fps, motion=args.motion
+        )
 
     def show(event: ProgressEvent) -> None:
         end = "\n" if event.done == event.total else ""
@@ -61,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             "Use fewer --frames or a smaller --size."
         ) from error
     print(
-        f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed} (video.mp4 + ground truth)"
+        f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed}, {config.motion} camera "
+        "(video.mp4 + ground truth)"
     )
     return 0

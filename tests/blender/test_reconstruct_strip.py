@@ -73,6 +73,10 @@ def test_operator_puts_camera_and_points_on_exactly_the_strips_frames(scene, cli
     # The scene keeps its own fps; the mismatch is reported.
     assert scene.render.fps == 30
     assert "plays at 30 fps and the movie at 24 fps" in scene.geo4d.last_warnings
+    # The Last Run box shows every warning of the result (the aligner's trust warnings among them); this
+    # clip is one of synth's scenes, so the tiny model does not warn about the footage.
+    assert all(warning in scene.geo4d.last_warnings for warning in truth.warnings)
+    assert "trained on synthetic scenes only" not in scene.geo4d.last_warnings
     assert scene.geo4d.last_summary.startswith(f"{FRAMES - 2} frames ({first}-{last}), focal ")
 
 

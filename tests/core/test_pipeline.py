@@ -22,7 +22,7 @@ from geo4d.core.geo4d_pipeline import Geo4D, PredictionConfig
 from geo4d.core.model.checkpoint import INFERENCE_PARTS, build_part
 from geo4d.core.model.config import NetworkConfig
 from geo4d.core.model.network_file import write_network_file
-from geo4d.core.models import TINY_WEIGHTS, model_files, resolve_device, resolve_dtype
+from geo4d.core.models import TINY_MODEL, TINY_WEIGHTS, model_files, resolve_device, resolve_dtype
 from geo4d.core.out_of_memory import out_of_memory_message
 from geo4d.core.pipeline import (
     ReconstructionSettings,
@@ -420,3 +420,16 @@ def test_phone_video_with_the_shipped_tiny_model(tmp_path):
     # The default steps are the shipped model's own: one DDIM step (core/weights/MODEL_CARD.md).
     assert description.settings["reconstruction"]["steps"] == 0
     assert description.settings["sampling_steps"] == 1
+
+
+def test_tiny_warns_on_footage_that_is_not_a_synthetic_scene(tmp_path):
+    """The embedded tiny model knows only synth's scenes; the same pictures without synth's tag warn."""
+    scene = write_synthetic(tmp_path / "scene", SceneConfig(frames=16, width=64, height=64, seed=5))
+    foreign = write_video(tmp_path / "foreign.mp4", Reconstruction.load(scene).color, 24.0)
+    assert not any(
+        "trained on synthetic scenes only" in w
+        for w in reconstruct(scene / VIDEO_NAME, TINY_MODEL, FAST).warnings
+    )
+    # loaded first, as the Blender worker does: the model remembers it is the embedded tiny
+    warned = reconstruct(foreign, load_model(TINY_MODEL, "cpu"), FAST).warnings
+    assert any("'tiny' model was trained on synthetic scenes only" in w for w in warned), warned

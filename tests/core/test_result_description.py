@@ -292,3 +292,21 @@ def test_metrics_with_truth_lacking_cx_prints_one_line(tmp_path, capsys):
         f"geo4d: error: {truth / 'reconstruction.json'}: intrinsics lacks cx. "
         "Fix the file or reconstruct the result again.\n"
     )
+
+
+def test_frame_confidence_is_optional_checked_and_kept(tmp_path, stored):
+    assert "frame_confidence" not in stored  # results without it (all earlier ones) stay readable
+    assert parse_description(json.dumps(stored)).frame_confidence is None
+    original = make_reconstruction()
+    original.frame_confidence = np.array([1.0, 0.25, 0.0])
+    loaded = Reconstruction.load(original.save(tmp_path / "result"))
+    np.testing.assert_array_equal(loaded.frame_confidence, [1.0, 0.25, 0.0])
+    assert read_description(tmp_path / "result").frame_confidence == (1.0, 0.25, 0.0)
+    assert "frame_confidence[1] is 1.5; it must be a number in 0..1" in refusal(
+        json.dumps({**stored, "frame_confidence": [1.0, 1.5, 0.0]})
+    )
+    assert "frame_confidence has 2 entries but frames has 3" in refusal(
+        json.dumps({**stored, "frame_confidence": [1.0, 0.5]})
+    )
+    with pytest.raises(ValueError, match="frame_confidence has shape"):
+        make_reconstruction().__class__(**{**vars(make_reconstruction()), "frame_confidence": np.ones(2)})

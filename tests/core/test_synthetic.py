@@ -11,8 +11,9 @@ import pytest
 
 from geo4d.core.camera import invert_rigid, project_points, transform_points
 from geo4d.core.errors import Cancelled, Geo4DError
+from geo4d.core.metrics import rotation_angle_deg
 from geo4d.core.result import Reconstruction
-from geo4d.core.synthetic import Renderer, SceneConfig, render_scene, write_synthetic
+from geo4d.core.synthetic import SYNTHETIC_VIDEO_COMMENT, Renderer, SceneConfig, render_scene, write_synthetic
 from geo4d.core.video import probe, read_frames
 
 SMALL = SceneConfig(frames=6, width=160, height=100, seed=3)
@@ -234,6 +235,32 @@ def test_cli_synth_end_to_end(tmp_path):
     assert loaded.depth.shape == (4, 48, 64)
     assert loaded.settings["synthetic"]["seed"] == 7
     assert (out / "video.mp4").is_file()
+
+
+def test_cli_synth_handheld_marks_its_video(tmp_path):
+    out = tmp_path / "handheld"
+    done = run_cli("synth", "-o", str(out), "--frames", "40", "--size", "32x24", "--motion", "handheld")
+    assert done.returncode == 0, done.stderr
+    assert "handheld camera" in done.stdout
+    loaded = Reconstruction.load(out)
+    assert loaded.settings["synthetic"]["motion"] == "handheld"
+    assert probe(out / "video.mp4").comment == SYNTHETIC_VIDEO_COMMENT
+    steps = np.linalg.inv(loaded.camera_to_world[:-1]) @ loaded.camera_to_world[1:]
+    moved = np.linalg.norm(steps[:, :3, 3], axis=-1)
+    assert 0.04 < moved.mean() < 0.11 and rotation_angle_deg(steps[:, :3, :3]).mean() > 3
+    # a window's later frames leave its first camera's view: in the window that turns most, the first
+    # camera sees under half of what the last one sees
+    poses = loaded.camera_to_world
+    spans = rotation_angle_deg(np.swapaxes(poses[:-15, :3, :3], 1, 2) @ poses[15:, :3, :3])
+    start = int(spans.argmax())
+    first, k = poses[start], loaded.intrinsics
+    world = loaded.world_points()[start + 15][loaded.valid_mask()[start + 15]]
+    local = (world - first[:3, 3]) @ first[:3, :3]
+    u, v = k.fx * local[:, 0] / local[:, 2] + k.cx, k.fy * local[:, 1] / local[:, 2] + k.cy
+    inside = (local[:, 2] > 0) & (u >= 0) & (u < 32) & (v >= 0) & (v < 24)
+    assert spans.max() > 30 and inside.mean() < 0.5, (spans.max(), inside.mean())
+    with pytest.raises(ValueError, match="SceneConfig.motion = 'dolly'"):
+        SceneConfig(motion="dolly")
 
 
 def test_cli_synth_bad_options(tmp_path):

@@ -6,11 +6,14 @@ import io
 
 import pytest
 
+from geo4d.core.align import align_windows
 from geo4d.core.commands.reconstruct import ProgressBar, summary
 from geo4d.core.metrics import path_length
 from geo4d.core.progress import ProgressEvent
 from geo4d.core.result import Reconstruction
-from geo4d.core.synthetic import SceneConfig, write_synthetic
+from geo4d.core.simulated_predictions import PredictionNoise, simulate_window_predictions
+from geo4d.core.synthetic import SceneConfig, render_scene, write_synthetic
+from geo4d.core.windows import plan_windows
 
 
 def test_progress_bar_writes_stage_lines_and_times_them():
@@ -59,3 +62,15 @@ def test_summary_reports_frames_focal_path_and_warnings(tmp_path):
     assert f"path       {path_length(truth.camera_to_world):.3f}" in text
     assert "save 0.0 s; total 12.5 s" in text and "warnings   none" in text
     assert len(text.splitlines()) < 24
+
+
+def test_summary_of_an_untrustworthy_alignment_shows_its_confidence_and_warnings(tmp_path):
+    """Windows of noise: the summary never says 'warnings none', and it shows the low confidence."""
+    truth = render_scene(SceneConfig(frames=20, width=48, height=32, seed=3))
+    noise = PredictionNoise(garbage_windows=(0, 1, 2))
+    result = align_windows(simulate_window_predictions(truth, plan_windows(20), noise), truth.color)
+    text = summary(result.save(tmp_path / "result"), ProgressBar(io.StringIO()), 1.0)
+    assert "warnings   none" not in text and f"warnings   {len(result.warnings)}" in text
+    lowest = result.frame_confidence.min()
+    assert f"confidence {lowest:.2f} lowest (frame {result.frame_confidence.argmin()})" in text
+    assert "frames under 0.5" in text or "frame under 0.5" in text
