@@ -26,7 +26,7 @@ SEQUENCE = "alley_2"
 def tree(tmp_path, write_synthetic_sintel) -> Path:
     """A user's working folder: footage with notes and renders, another tool's reconstruction.json, an
     earlier result of ours and one the user added notes to, checkpoints, a dataset and a report of theirs."""
-    root = tmp_path / "work"
+    root = tmp_path / "project"
     earlier = write_synthetic(root / "earlier", CLIP)
     shots = root / "shots"
     shots.mkdir()
@@ -103,7 +103,7 @@ def test_reconstruct_from_the_command_line_refuses_every_folder_it_must_not_touc
         ((*video, "-o", "shots/renders/.."), ".", VIDEO_FOLDER),
         (("reconstruct", "../shots/take.mp4", "-o", "."), "earlier", CURRENT),
         (("reconstruct", "../shots/take.mp4", "-o", ".."), "earlier", "holds the current folder"),
-        (("reconstruct", "../work/shots/take.mp4", "-o", "../work"), "../elsewhere", "holds the input"),
+        (("reconstruct", "../project/shots/take.mp4", "-o", "../project"), "../elsewhere", "holds the input"),
         ((*video, "-o", "photogrammetry"), ".", FOREIGN_JSON),
         ((*video, "-o", "annotated"), ".", ANNOTATED),
         ((*video, "-o", "shots/latest.mp4"), ".", "is the input shots/take.mp4"),
