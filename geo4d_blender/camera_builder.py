@@ -10,6 +10,7 @@ import numpy as np
 from mathutils import Matrix
 
 from .blend_paths import blend_path
+from .blender_compat import new_fcurve
 from .core.camera import blender_camera_matrix, lens_from_focal, lens_shift
 from .core.errors import Geo4DError
 from .import_options import ImportOptions
@@ -93,9 +94,7 @@ def _key_poses(
     channels = [("location", i, matrices[:, i, 3]) for i in range(3)]
     channels += [("rotation_quaternion", i, quaternions[:, i]) for i in range(4)]
     for data_path, index, values in channels:
-        curve = action.fcurve_ensure_for_datablock(
-            camera, data_path, index=index, group_name="Object Transforms"
-        )
+        curve = new_fcurve(action, camera, data_path, index, "Object Transforms")
         curve.keyframe_points.add(len(frames))
         curve.keyframe_points.foreach_set(
             "co", np.stack([frames, values], axis=-1).astype(np.float32).ravel()

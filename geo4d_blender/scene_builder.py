@@ -6,6 +6,7 @@ previous import of the same result replaced and the scene's resolution, fps and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
+from .blender_compat import STREAMED_SINCE, streamed_points_supported
 from .camera_builder import build_camera, check_intrinsics
 from .core.camera import blender_world_from
 from .core.errors import Geo4DError
@@ -52,6 +54,7 @@ def import_result(
     options = options or ImportOptions()
     scene = scene or bpy.context.scene
     folder = Path(result_key(folder))
+    options, storage_warnings = _supported_storage(options)
     description = read_description(folder)
     json_path = folder / JSON_NAME
     frame_count = len(description["frames"])
@@ -94,6 +97,7 @@ def import_result(
     remove_blocks(previous, only_unused=True)
     owned.settle_names()
     _set_scene(scene, description, camera, options)
+    warnings = storage_warnings + warnings
     for warning in warnings:
         logger.warning(warning)
     logger.info(
@@ -104,6 +108,17 @@ def import_result(
         options.frame_start,
     )
     return ImportedResult(camera=camera, points=points, collection=collection, warnings=warnings)
+
+
+def _supported_storage(options: ImportOptions) -> tuple[ImportOptions, list[str]]:
+    """The options this Blender can build, and a warning when streamed storage has to become packed."""
+    if options.storage != "STREAMED" or streamed_points_supported():
+        return options, []
+    warning = (
+        f"Blender {bpy.app.version_string} cannot stream points from the result folder (that needs "
+        f"Blender {STREAMED_SINCE} or later): they are packed into the .blend instead."
+    )
+    return dataclasses.replace(options, storage="PACKED"), [warning]
 
 
 def _camera_matrices(description: dict, path: Path) -> np.ndarray:

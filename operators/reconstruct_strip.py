@@ -17,6 +17,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..blender_compat import sequencer_scene
 from ..core.errors import Cancelled, Geo4DError
 from ..properties import (
     DEVICE,
@@ -33,7 +34,7 @@ from ..properties import (
 )
 from ..scene_builder import ImportedResult
 from ..strip_job import StripJob, StripSettings
-from ..strips import find_strip, sequencer_scene
+from ..strips import find_strip
 
 logger = logging.getLogger(__name__)
 

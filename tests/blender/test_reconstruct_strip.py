@@ -9,11 +9,11 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from bpy_extras.anim_utils import action_get_channelbag_for_slot
 from inspect_scene import evaluated_points, project_with_blender
 from movie_strips import STRIP_START, add_movie_strip, collection_names, write_clip
 
 import geo4d
+from geo4d.blender_compat import assigned_fcurves
 from geo4d.core.errors import Cancelled, Geo4DError
 from geo4d.core.result import Reconstruction
 from geo4d.owned_data import RESULT_TAG, ROLE_TAG
@@ -34,9 +34,8 @@ def ours(role: str) -> list[bpy.types.Object]:
 
 
 def keyed_frames(camera: bpy.types.Object) -> list[int]:
-    animation = camera.animation_data
-    channelbag = action_get_channelbag_for_slot(animation.action, animation.action_slot)
-    return sorted({round(point.co[0]) for curve in channelbag.fcurves for point in curve.keyframe_points})
+    curves = assigned_fcurves(camera)
+    return sorted({round(point.co[0]) for curve in curves for point in curve.keyframe_points})
 
 
 def test_operator_puts_camera_and_points_on_exactly_the_strips_frames(scene, clip, tmp_path, tiny_model):
