@@ -11,19 +11,17 @@ from mathutils import Matrix
 
 from .blend_paths import blend_path
 from .blender_compat import new_fcurve
-from .core.camera import blender_camera_matrix, lens_from_focal, lens_shift
+from .core.camera import MAX_PIXEL_ASPECT, BlenderIntrinsics, blender_camera_matrix, blender_intrinsics
 from .core.errors import Geo4DError
 from .import_options import ImportOptions
 from .owned_data import ROLE_TAG, OwnedData
 
 logger = logging.getLogger(__name__)
 
-# Relative tolerance under which fx and fy count as one focal (square pixels).
-_SQUARE_PIXEL_TOLERANCE = 1e-6
-
 
 def check_intrinsics(description: dict, path: Path) -> None:
-    """Refuse intrinsics the Blender camera cannot reproduce exactly: non-square pixels."""
+    """Refuse intrinsics the Blender camera cannot reproduce: unreadable, non-positive focals, or pixels
+    more than MAX_PIXEL_ASPECT times wider than tall (or taller than wide), Blender's pixel-aspect limit."""
     k = description["intrinsics"]
     try:
         fx, fy, cx, cy = (float(k[name]) for name in ("fx", "fy", "cx", "cy"))
@@ -31,13 +29,21 @@ def check_intrinsics(description: dict, path: Path) -> None:
         raise Geo4DError(
             f"{path} has unreadable intrinsics {k!r}: it needs numbers fx, fy, cx, cy."
         ) from error
-    if not np.isfinite([fx, fy, cx, cy]).all() or fx <= 0:
-        raise Geo4DError(f"{path} has invalid intrinsics {k}: they must be finite with a positive focal.")
-    if abs(fx - fy) > _SQUARE_PIXEL_TOLERANCE * fx:
+    if not np.isfinite([fx, fy, cx, cy]).all() or fx <= 0 or fy <= 0:
+        raise Geo4DError(f"{path} has invalid intrinsics {k}: they must be finite with positive focals.")
+    if max(fx / fy, fy / fx) > MAX_PIXEL_ASPECT:
         raise Geo4DError(
-            f"{path} has fx={fx} and fy={fy}: the importer needs one positive focal length "
-            "(square pixels). Reconstruct with a shared focal."
+            f"{path} has fx={fx} and fy={fy}: Blender's pixel aspect reaches at most {MAX_PIXEL_ASPECT:g}, "
+            "so it cannot show pixels that far from square. Check the calibration's focal lengths."
         )
+
+
+def camera_intrinsics(description: dict, sensor_width: float) -> BlenderIntrinsics:
+    """Lens, shift and the scene's pixel aspect that reproduce the result's fx, fy, cx, cy (sensor_fit AUTO)."""
+    k = description["intrinsics"]
+    return blender_intrinsics(
+        k["fx"], k["fy"], k["cx"], k["cy"], description["width"], description["height"], sensor_width
+    )
 
 
 def camera_matrices(description: dict, world: np.ndarray) -> np.ndarray:
@@ -57,14 +63,14 @@ def build_camera(
 ) -> tuple[bpy.types.Object, list[str]]:
     """A camera object keyed at timeline frames F..F+T-1, and warnings about its background footage.
 
-    clip_range: (clip_start, clip_end) in scene units, chosen from the scene's extent.
+    The camera matches the intrinsics only under the scene's pixel aspect of camera_intrinsics (the
+    importer sets it). clip_range: (clip_start, clip_end) in scene units, chosen from the scene's extent.
     """
-    width, height = description["width"], description["height"]
-    k = description["intrinsics"]
     data = owned.add(bpy.data.cameras.new(name), name)
     data.sensor_fit = "AUTO"
-    data.lens = lens_from_focal(k["fx"], width, height, data.sensor_width)
-    data.shift_x, data.shift_y = lens_shift(k["cx"], k["cy"], width, height)
+    intrinsics = camera_intrinsics(description, data.sensor_width)
+    data.lens = intrinsics.lens
+    data.shift_x, data.shift_y = intrinsics.shift_x, intrinsics.shift_y
     data.clip_start, data.clip_end = clip_range
     camera = owned.add(bpy.data.objects.new(name, data), name)
     camera[ROLE_TAG] = "camera"

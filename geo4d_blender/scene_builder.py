@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from .blender_compat import STREAMED_SINCE, streamed_points_supported
-from .camera_builder import build_camera, check_intrinsics
+from .camera_builder import build_camera, camera_intrinsics, check_intrinsics
 from .core.camera import blender_world_from
 from .core.errors import Geo4DError
 from .core.result import JSON_NAME, read_description, read_frame_points
@@ -157,11 +157,12 @@ def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float,
 def _set_scene(
     scene: bpy.types.Scene, description: dict, camera: bpy.types.Object, options: ImportOptions
 ) -> None:
-    """Resolution, fps and frame range of the footage; our camera becomes the scene camera."""
+    """Resolution, pixel aspect, fps and frame range of the footage; our camera becomes the scene camera."""
     render = scene.render
     render.resolution_x, render.resolution_y = description["width"], description["height"]
     render.resolution_percentage = 100
-    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    intrinsics = camera_intrinsics(description, camera.data.sensor_width)
+    render.pixel_aspect_x, render.pixel_aspect_y = intrinsics.pixel_aspect_x, intrinsics.pixel_aspect_y
     fps = float(description["fps"])
     render.fps = max(1, round(fps))
     render.fps_base = render.fps / fps if fps > 0 else 1.0
