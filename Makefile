@@ -1,7 +1,15 @@
-# The two commands of the README: `make demo` and `make test`. Both create the environment when missing.
+# The two commands of the README: `make demo` and `make test`. Both create the environments when missing.
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The Blender LTS releases the Blender-side tests run on besides requirements.txt's bpy (5.0), each in its
+# own environment .venv-bpyNN that holds that bpy (and geo4d) and reads every other package, pinned by
+# requirements.txt, from $(VENV) through a .pth file (a full second and third install took 6 minutes each).
+BPY_42 := 4.2.23
+BPY_45 := 4.5.15
+LTS_VENVS := .venv-bpy42 .venv-bpy45
+# The tests that import bpy; the rest (the engine) runs once, in $(VENV).
+BLENDER_TESTS := tests/blender tests/test_build.py
 
 .PHONY: test lint format demo bench extension clean
 
@@ -11,8 +19,17 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-test: $(VENV)/.installed lint
+.venv-bpy%/.installed: $(VENV)/.installed
+	test -x $(@D)/bin/python || $(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install -q --no-deps bpy==$(BPY_$*)
+	$(@D)/bin/python -m pip install -q --no-deps -e .
+	$(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))" > \
+		"$$($(@D)/bin/python -c "import sysconfig; print(sysconfig.get_path('purelib'))")/geo4d-shared.pth"
+	touch $@
+
+test: $(VENV)/.installed $(LTS_VENVS:=/.installed) lint
 	$(PY) -m pytest -q
+	for venv in $(LTS_VENVS); do $$venv/bin/python -m pytest -q $(BLENDER_TESTS) || exit 1; done
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
@@ -29,4 +46,4 @@ extension: $(VENV)/.installed
 	$(PY) build.py
 
 clean:
-	rm -rf $(VENV) build dist demo_output
+	rm -rf $(VENV) $(LTS_VENVS) build dist demo_output

@@ -7,6 +7,8 @@ principal point is (W/2, H/2). Depth is camera z. numpy only: the Blender side i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Blender cameras look down their local -Z with +Y up; OpenCV looks down +Z with +Y down.
@@ -66,10 +68,47 @@ def focal_from_lens(lens_mm: float, width: int, height: int, sensor_width: float
     return lens_mm * max(width, height) / sensor_width
 
 
-def lens_shift(cx: float, cy: float, width: int, height: int) -> tuple[float, float]:
-    """Blender (shift_x, shift_y) for a principal point in pixels, sensor_fit AUTO."""
-    size = max(width, height)
-    return (width / 2 - cx) / size, (cy - height / 2) / size
+@dataclass(frozen=True)
+class BlenderIntrinsics:
+    """A Blender camera and render setting that reproduce pinhole intrinsics exactly (sensor_fit AUTO).
+
+    lens in mm; shift_x, shift_y in units of the fitted sensor side; pixel_aspect_x, pixel_aspect_y are the
+    scene's render.pixel_aspect_x / _y (each in [1, MAX_PIXEL_ASPECT], one of them 1).
+    """
+
+    lens: float
+    shift_x: float
+    shift_y: float
+    pixel_aspect_x: float
+    pixel_aspect_y: float
+
+
+# Blender's limit on render.pixel_aspect_x and render.pixel_aspect_y.
+MAX_PIXEL_ASPECT = 200.0
+
+
+def blender_intrinsics(
+    fx: float, fy: float, cx: float, cy: float, width: int, height: int, sensor_width: float
+) -> BlenderIntrinsics:
+    """The Blender camera of OpenCV intrinsics in pixels, non-square pixels (fx != fy) included.
+
+    Blender's viewplane (sensor_fit AUTO, pixel aspect ax, ay): ycor = ay / ax stretches the image's
+    height to ycor * H; the sensor spans D = W when W >= ycor * H, else ycor * H; a pixel column u is at
+    x/z = (u - W/2 + shift_x * D) * sensor / (lens * D), a row v (down) at
+    y/z = (ycor * (H/2 - v) + shift_y * D) * sensor / (lens * D). Matching u = fx x/z + cx and
+    v = -fy y/z + cy gives ycor = fx / fy, lens = fx * sensor / D, shift_x = (W/2 - cx) / D and
+    shift_y = ycor * (cy - H/2) / D. With fx == fy this is D = max(W, H) and square pixels.
+    """
+    ycor = fx / fy
+    size = max(width, ycor * height)
+    aspect_x, aspect_y = (1.0, ycor) if ycor >= 1.0 else (1.0 / ycor, 1.0)
+    return BlenderIntrinsics(
+        lens=fx * sensor_width / size,
+        shift_x=(width / 2 - cx) / size,
+        shift_y=ycor * (cy - height / 2) / size,
+        pixel_aspect_x=aspect_x,
+        pixel_aspect_y=aspect_y,
+    )
 
 
 def blender_camera_matrix(camera_to_world: np.ndarray) -> np.ndarray:

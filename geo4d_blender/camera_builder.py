@@ -10,7 +10,8 @@ import numpy as np
 from mathutils import Matrix
 
 from .blend_paths import blend_path
-from .core.camera import blender_camera_matrix, lens_from_focal, lens_shift
+from .blender_compat import new_fcurve
+from .core.camera import MAX_PIXEL_ASPECT, BlenderIntrinsics, blender_camera_matrix, blender_intrinsics
 from .core.errors import Geo4DError
 from .core.result_description import ResultDescription
 from .import_options import ImportOptions
@@ -18,21 +19,19 @@ from .owned_data import ROLE_TAG, OwnedData
 
 logger = logging.getLogger(__name__)
 
-# Relative tolerance under which fx and fy count as one focal (square pixels).
-_SQUARE_PIXEL_TOLERANCE = 1e-6
-
 
 def check_intrinsics(description: ResultDescription, path: Path) -> None:
-    """Refuse what the Blender camera cannot reproduce exactly: non-square pixels, a lens below Blender's
-    shortest, a resolution below Blender's smallest (Blender would clamp them without a word)."""
+    """Refuse what the Blender camera cannot reproduce exactly: pixels more than MAX_PIXEL_ASPECT times
+    wider than tall (or taller than wide), a lens below Blender's shortest, a resolution below Blender's
+    smallest (Blender would clamp them without a word)."""
     k = description.intrinsics
-    if abs(k.fx - k.fy) > _SQUARE_PIXEL_TOLERANCE * k.fx:
+    if max(k.fx / k.fy, k.fy / k.fx) > MAX_PIXEL_ASPECT:
         raise Geo4DError(
-            f"{path} has fx={k.fx} and fy={k.fy}: the importer needs one positive focal length "
-            "(square pixels). Reconstruct with a shared focal."
+            f"{path} has fx={k.fx} and fy={k.fy}: Blender's pixel aspect reaches at most {MAX_PIXEL_ASPECT:g}, "
+            "so it cannot show pixels that far from square. Check the calibration's focal lengths."
         )
     camera = bpy.types.Camera.bl_rna.properties
-    lens = lens_from_focal(k.fx, description.width, description.height, camera["sensor_width"].default)
+    lens = camera_intrinsics(description, camera["sensor_width"].default).lens
     if lens < camera["lens"].hard_min:
         raise Geo4DError(
             f"{path} has intrinsics.fx={k.fx}, a lens of {lens:.3g} mm: below Blender's shortest, "
@@ -44,6 +43,12 @@ def check_intrinsics(description: ResultDescription, path: Path) -> None:
             f"{path} describes {description.width}x{description.height} pixels; Blender renders at least "
             f"{smallest} pixels a side. Reconstruct at a larger size."
         )
+
+
+def camera_intrinsics(description: ResultDescription, sensor_width: float) -> BlenderIntrinsics:
+    """Lens, shift and the scene's pixel aspect that reproduce the result's fx, fy, cx, cy (sensor_fit AUTO)."""
+    k = description.intrinsics
+    return blender_intrinsics(k.fx, k.fy, k.cx, k.cy, description.width, description.height, sensor_width)
 
 
 def camera_matrices(description: ResultDescription, world: np.ndarray) -> np.ndarray:
@@ -62,14 +67,14 @@ def build_camera(
 ) -> tuple[bpy.types.Object, list[str]]:
     """A camera object keyed at timeline frames F..F+T-1, and warnings about its background footage.
 
-    clip_range: (clip_start, clip_end) in scene units, chosen from the scene's extent.
+    The camera matches the intrinsics only under the scene's pixel aspect of camera_intrinsics (the
+    importer sets it). clip_range: (clip_start, clip_end) in scene units, chosen from the scene's extent.
     """
-    width, height = description.width, description.height
-    k = description.intrinsics
     data = owned.add(bpy.data.cameras.new(name), name)
     data.sensor_fit = "AUTO"
-    data.lens = lens_from_focal(k.fx, width, height, data.sensor_width)
-    data.shift_x, data.shift_y = lens_shift(k.cx, k.cy, width, height)
+    intrinsics = camera_intrinsics(description, data.sensor_width)
+    data.lens = intrinsics.lens
+    data.shift_x, data.shift_y = intrinsics.shift_x, intrinsics.shift_y
     data.clip_start, data.clip_end = clip_range
     camera = owned.add(bpy.data.objects.new(name, data), name)
     camera[ROLE_TAG] = "camera"
@@ -99,9 +104,7 @@ def _key_poses(
     channels = [("location", i, matrices[:, i, 3]) for i in range(3)]
     channels += [("rotation_quaternion", i, quaternions[:, i]) for i in range(4)]
     for data_path, index, values in channels:
-        curve = action.fcurve_ensure_for_datablock(
-            camera, data_path, index=index, group_name="Object Transforms"
-        )
+        curve = new_fcurve(action, camera, data_path, index, "Object Transforms")
         curve.keyframe_points.add(len(frames))
         curve.keyframe_points.foreach_set(
             "co", np.stack([frames, values], axis=-1).astype(np.float32).ravel()

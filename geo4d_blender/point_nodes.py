@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bpy
 
+from .blender_compat import material_node_tree
 from .core.result import FRAMES_DIR
 
 # The PLY importer names the vertex colour attribute "Col" (byte colours read as sRGB); packed mode matches it.
@@ -152,7 +153,8 @@ def _radius(tree: bpy.types.NodeTree, group_in: bpy.types.Node) -> bpy.types.Nod
 def build_point_material(name: str) -> bpy.types.Material:
     """An unlit material showing each point's footage colour, in the viewport and in renders."""
     material = bpy.data.materials.new(name)
-    nodes, links = material.node_tree.nodes, material.node_tree.links
+    tree = material_node_tree(material)
+    nodes, links = tree.nodes, tree.links
     nodes.clear()
     color = nodes.new("ShaderNodeAttribute")
     color.attribute_type = "GEOMETRY"

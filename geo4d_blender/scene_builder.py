@@ -6,6 +6,7 @@ previous import of the same result replaced and the scene's resolution, fps and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from .camera_builder import build_camera, check_intrinsics
+from .blender_compat import STREAMED_SINCE, streamed_points_supported
+from .camera_builder import build_camera, camera_intrinsics, check_intrinsics
 from .core.camera import blender_world_from
 from .core.errors import Geo4DError
 from .core.result import JSON_NAME, read_description, read_frame_points
@@ -53,6 +55,7 @@ def import_result(
     options = options or ImportOptions()
     scene = scene or bpy.context.scene
     folder = Path(result_key(folder))
+    options, storage_warnings = _supported_storage(options)
     description = read_description(folder)
     json_path = folder / JSON_NAME
     frame_count = description.num_frames
@@ -93,6 +96,7 @@ def import_result(
     remove_blocks(previous, only_unused=True)
     owned.settle_names()
     _set_scene(scene, description, camera, options)
+    warnings = storage_warnings + warnings
     for warning in warnings:
         logger.warning(warning)
     logger.info(
@@ -103,6 +107,17 @@ def import_result(
         options.frame_start,
     )
     return ImportedResult(camera=camera, points=points, collection=collection, warnings=warnings)
+
+
+def _supported_storage(options: ImportOptions) -> tuple[ImportOptions, list[str]]:
+    """The options this Blender can build, and a warning when streamed storage has to become packed."""
+    if options.storage != "STREAMED" or streamed_points_supported():
+        return options, []
+    warning = (
+        f"Blender {bpy.app.version_string} cannot stream points from the result folder (that needs "
+        f"Blender {STREAMED_SINCE} or later): they are packed into the .blend instead."
+    )
+    return dataclasses.replace(options, storage="PACKED"), [warning]
 
 
 def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float, float]:
@@ -121,11 +136,12 @@ def _clip_range(points: np.ndarray, camera_to_world: np.ndarray) -> tuple[float,
 def _set_scene(
     scene: bpy.types.Scene, description: ResultDescription, camera: bpy.types.Object, options: ImportOptions
 ) -> None:
-    """Resolution, fps and frame range of the footage; our camera becomes the scene camera."""
+    """Resolution, pixel aspect, fps and frame range of the footage; our camera becomes the scene camera."""
     render = scene.render
     render.resolution_x, render.resolution_y = description.width, description.height
     render.resolution_percentage = 100
-    render.pixel_aspect_x = render.pixel_aspect_y = 1.0
+    intrinsics = camera_intrinsics(description, camera.data.sensor_width)
+    render.pixel_aspect_x, render.pixel_aspect_y = intrinsics.pixel_aspect_x, intrinsics.pixel_aspect_y
     render.fps = max(1, round(description.fps))
     render.fps_base = render.fps / description.fps
     scene.frame_start = options.frame_start

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import bpy
 
+from .blender_compat import all_strips
 from .core.errors import Geo4DError
 
 logger = logging.getLogger(__name__)
@@ -50,16 +51,11 @@ class StripFrames:
         return self.movie_end - self.movie_start
 
 
-def sequencer_scene(context: bpy.types.Context) -> bpy.types.Scene:
-    """The scene whose strips the user edits (context.sequencer_scene in Blender 5, else context.scene)."""
-    return getattr(context, "sequencer_scene", None) or context.scene
-
-
 def find_strip(scene: bpy.types.Scene, name: str = "") -> bpy.types.Strip:
     """The strip called `name` in `scene` (any meta-strip depth), or the active strip when name is empty."""
     editor = scene.sequence_editor
     if name:
-        strip = editor.strips_all.get(name) if editor else None
+        strip = all_strips(editor).get(name) if editor else None
         if strip is None:
             raise Geo4DError(
                 f"The scene '{scene.name}' has no strip named '{name}'. Check the name in the Sequencer."
@@ -114,7 +110,7 @@ def _check_timing(scene: bpy.types.Scene, strip: bpy.types.Strip) -> None:
         )
     speed = [
         effect.name
-        for effect in scene.sequence_editor.strips_all
+        for effect in all_strips(scene.sequence_editor)
         if effect.type == "SPEED" and getattr(effect, "input_1", None) == strip
     ]
     if speed:

@@ -17,6 +17,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..blender_compat import sequencer_scene
 from ..core.errors import Cancelled, Geo4DError, SettingError
 from ..properties import (
     DEVICE,
@@ -33,7 +34,7 @@ from ..properties import (
 )
 from ..scene_builder import ImportedResult
 from ..strip_job import StripJob, StripSettings
-from ..strips import find_strip, sequencer_scene
+from ..strips import find_strip
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
         return self._outcome(lambda: self.prepare(context).run())
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if bpy.app.background or context.window is None:
+        if not runs_modally(context):
             return self.execute(context)
         try:
             job = self.prepare(context)
@@ -177,6 +178,12 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
             self.report({"WARNING"}, warning)
         self.report({"INFO"}, f"Reconstructed into {imported.collection.name}.")
         return {"FINISHED"}
+
+
+def runs_modally(context: bpy.types.Context) -> bool:
+    """Whether invoke() can go modal: timer and key events reach an operator only with a user interface,
+    never in background mode (`blender -b`, the bpy module), where a modal run would wait forever."""
+    return not bpy.app.background and context.window is not None
 
 
 def _redraw(context: bpy.types.Context) -> None:

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import bpy
 
+from ..blender_compat import sequencer_scene
 from ..core.errors import Geo4DError
 from ..operators.cancel import GEO4D_OT_cancel
 from ..operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
 from ..owned_data import PROBLEM_TAG
 from ..preferences import TINY_MODEL, TINY_WEIGHTS, setup_choice
 from ..strip_job import RUNNING
-from ..strips import sequencer_scene, strip_video
+from ..strips import strip_video
 
 
 def model_readiness(scene_settings) -> tuple[str, bool]:

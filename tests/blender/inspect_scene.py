@@ -5,6 +5,7 @@ import numpy as np
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
 
+from geo4d.blender_compat import read_evaluated_point_cloud
 from geo4d.core.result import Reconstruction
 from geo4d.owned_data import OWNED_KINDS, ROLE_TAG
 
@@ -21,11 +22,17 @@ def our_object(role: str) -> bpy.types.Object:
 def evaluated_points(points: bpy.types.Object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World positions [N, 3], radii [N] and sRGB colours [N, 3] of the evaluated point cloud at this frame."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    evaluated = points.evaluated_get(depsgraph)
-    geometry = evaluated.evaluated_geometry()  # owns the point cloud: keep it referenced while reading
-    cloud = geometry.pointcloud
-    if cloud is None:
+    read = read_evaluated_point_cloud(points, depsgraph, _read_cloud)
+    if read is None:
         return np.zeros((0, 3)), np.zeros(0), np.zeros((0, 3))
+    local, radius, color = read
+    matrix = np.array(points.evaluated_get(depsgraph).matrix_world)
+    world = local.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    return world, radius, color
+
+
+def _read_cloud(cloud: bpy.types.PointCloud) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local positions [N, 3], radii [N] and sRGB colours [N, 3] of an evaluated point cloud."""
     count = len(cloud.points)
     local = np.empty(count * 3, dtype=np.float32)
     cloud.attributes["position"].data.foreach_get("vector", local)
@@ -33,16 +40,20 @@ def evaluated_points(points: bpy.types.Object) -> tuple[np.ndarray, np.ndarray, 
     cloud.attributes["radius"].data.foreach_get("value", radius)
     color = np.empty(count * 4, dtype=np.float32)
     cloud.attributes["Col"].data.foreach_get("color_srgb", color)
-    matrix = np.array(evaluated.matrix_world)
-    world = local.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
-    return world, radius, color.reshape(-1, 4)[:, :3]
+    return local.reshape(-1, 3), radius, color.reshape(-1, 4)[:, :3]
 
 
 def project_with_blender(camera: bpy.types.Object, world: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel coordinates (u right, v down) [N, 2] through Blender's own camera projection matrix."""
+    """Pixel coordinates (u right, v down) [N, 2] through Blender's own camera projection matrix, under the
+    scene's pixel aspect."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     evaluated = camera.evaluated_get(depsgraph)
-    projection = np.array(evaluated.calc_matrix_camera(depsgraph, x=width, y=height))
+    render = bpy.context.scene.render
+    projection = np.array(
+        evaluated.calc_matrix_camera(
+            depsgraph, x=width, y=height, scale_x=render.pixel_aspect_x, scale_y=render.pixel_aspect_y
+        )
+    )
     view = np.array(evaluated.matrix_world.inverted())
     clip = np.concatenate([world, np.ones((len(world), 1))], axis=-1) @ (projection @ view).T
     ndc = clip[:, :2] / clip[:, 3:]

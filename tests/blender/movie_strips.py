@@ -1,9 +1,12 @@
 """Scenes with real movie strips for the reconstruct-strip tests: synthetic H.264 clips added to the Sequencer."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 import bpy
 
+from geo4d.blender_compat import top_level_strips
 from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
 from geo4d.owned_data import OWNED_KINDS
 
@@ -22,7 +25,7 @@ def add_movie_strip(
 ) -> bpy.types.Strip:
     """A movie strip of `video` at `frame_start`, made the active strip of the scene."""
     editor = scene.sequence_editor or scene.sequence_editor_create()
-    strip = editor.strips.new_movie(name, str(video), channel=channel, frame_start=frame_start)
+    strip = top_level_strips(editor).new_movie(name, str(video), channel=channel, frame_start=frame_start)
     editor.active_strip = strip
     return strip
 

@@ -24,8 +24,11 @@ assert bpy.ops.extensions.package_install_files(
     filepath=zip_path, repo="user_default", enable_on_install=True
 ) == {"FINISHED"}
 print("module", bpy.types.GEO4D_OT_reconstruct_strip.__module__)
+from bl_ext.user_default.geo4d.blender_compat import top_level_strips
+
 scene = bpy.context.scene
-strip = scene.sequence_editor_create().strips.new_movie("shot", video, channel=1, frame_start=5)
+strips = top_level_strips(scene.sequence_editor_create())
+strip = strips.new_movie("shot", video, channel=1, frame_start=5)
 scene.sequence_editor.active_strip = strip
 assert bpy.ops.geo4d.reconstruct_strip(model=model, steps=1, input_size=(64, 64)) == {"FINISHED"}
 camera = [obj for obj in bpy.data.objects if obj.get("geo4d_role") == "camera"][0]

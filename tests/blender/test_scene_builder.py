@@ -8,10 +8,10 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from bpy_extras.anim_utils import action_get_channelbag_for_slot
 from inspect_scene import check_projection, data_counts
 from synthetic_results import write_result
 
+from geo4d.blender_compat import assigned_fcurves
 from geo4d.core.errors import Geo4DError
 from geo4d.core.result import frame_file_name
 from geo4d.import_options import ImportOptions
@@ -60,15 +60,12 @@ def test_first_camera_sits_at_origin_looking_along_y_with_z_up(empty_scene, room
 def test_camera_has_one_key_per_frame_and_the_footage_as_background(empty_scene, room_result):
     folder, truth = room_result
     camera = import_result(folder, ImportOptions(frame_start=10)).camera
-    animation = camera.animation_data
-    channelbag = action_get_channelbag_for_slot(animation.action, animation.action_slot)
-    keys = {(curve.data_path, curve.array_index): len(curve.keyframe_points) for curve in channelbag.fcurves}
+    curves = assigned_fcurves(camera)
+    keys = {(curve.data_path, curve.array_index): len(curve.keyframe_points) for curve in curves}
     assert keys == {("location", i): truth.num_frames for i in range(3)} | {
         ("rotation_quaternion", i): truth.num_frames for i in range(4)
     }
-    assert {int(point.co[0]) for point in channelbag.fcurves[0].keyframe_points} == set(
-        range(10, 10 + truth.num_frames)
-    )
+    assert {int(point.co[0]) for point in curves[0].keyframe_points} == set(range(10, 10 + truth.num_frames))
     (background,) = camera.data.background_images
     assert Path(bpy.path.abspath(background.clip.filepath)) == (folder / "video.mp4").resolve()
     assert background.clip.frame_start == 10

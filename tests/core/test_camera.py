@@ -29,9 +29,21 @@ def test_lens_and_focal_are_inverse_and_centred_shift_is_zero():
     lens = camera.lens_from_focal(400.0, 512, 320, 36.0)
     assert np.isclose(lens, 400.0 * 36.0 / 512)
     assert np.isclose(camera.focal_from_lens(lens, 512, 320, 36.0), 400.0)
-    assert camera.lens_shift(256.0, 160.0, 512, 320) == (0.0, 0.0)
-    shift_x, shift_y = camera.lens_shift(250.0, 170.0, 320, 512)
-    assert np.isclose(shift_x, (160 - 250) / 512) and np.isclose(shift_y, (170 - 256) / 512)
+    centred = camera.blender_intrinsics(400.0, 400.0, 256.0, 160.0, 512, 320, 36.0)
+    assert centred == camera.BlenderIntrinsics(lens, 0.0, 0.0, 1.0, 1.0)
+    off_centre = camera.blender_intrinsics(400.0, 400.0, 250.0, 170.0, 320, 512, 36.0)
+    assert np.isclose(off_centre.shift_x, (160 - 250) / 512) and np.isclose(
+        off_centre.shift_y, (170 - 256) / 512
+    )
+
+
+def test_non_square_pixels_stretch_the_shorter_side_by_the_pixel_aspect():
+    wide = camera.blender_intrinsics(600.0, 300.0, 256.0, 160.0, 512, 320, 36.0)
+    assert (wide.pixel_aspect_x, wide.pixel_aspect_y) == (1.0, 2.0)
+    assert np.isclose(wide.lens, 600.0 * 36.0 / 640)  # 2 x 320 rows outspan 512 columns: vertical fit
+    tall = camera.blender_intrinsics(300.0, 600.0, 256.0, 160.0, 512, 320, 36.0)
+    assert (tall.pixel_aspect_x, tall.pixel_aspect_y) == (2.0, 1.0)
+    assert np.isclose(tall.lens, 300.0 * 36.0 / 512)
 
 
 def test_invert_rigid_matches_numpy_inverse():
