@@ -1,6 +1,6 @@
 """Build the installable Blender extension zip into dist/ with the blender_ext.py that ships in the bpy wheel.
 
-The zip has the package's shape (DESIGN.md): geo4d_blender's files at its root beside
+The zip has the package's shape: geo4d_blender's files at its root beside
 blender_manifest.toml, and core/, operators/, ui/ as sub-packages. With --wheels DIR the zip also carries
 the wheels in DIR (for example a CPU torch and the worker's other dependencies, downloaded once), listed
 in the manifest's `wheels`; Blender installs those that fit its platform and Python when the add-on is

@@ -3,7 +3,7 @@
 All maps are torch tensors [L, H, W, C] for the L frames of one window, in that window's first-camera
 frame (OpenCV axes). Pixel centres follow core.camera: (j + 0.5, i + 0.5), principal point (W/2, H/2).
 
-Point map (DESIGN.md): with z2, z98 the 2nd and 98th percentiles of the valid depths of the window,
+Point map: with z2, z98 the 2nd and 98th percentiles of the valid depths of the window,
 lb = z2 - 0.01 and s = z98 - z2 + 0.02, the encoding is x' = 2x/s, y' = 2y/s, z' = 2(z - lb)/s - 1,
 invalid pixels 1.05 in all channels, clamped to [-2, 2]. Decoding gives the "decoded frame"
 (x'/2, y'/2, (z'+1)/2) = (x/s, y/s, (z - lb)/s): the window's geometry up to a similarity, with the

@@ -9,7 +9,7 @@ import torch
 
 @dataclass
 class WindowPrediction:
-    """Decoded Geo4D output for one window of L frames at H x W (DESIGN.md, "Modality encodings").
+    """Decoded Geo4D output for one window of L frames at H x W (encodings in core.modalities).
 
     All maps are float32 tensors on one device, expressed in the window's first-camera frame
     (OpenCV axes) and in the normalised encodings the network generates.
