@@ -16,9 +16,11 @@ Predictions are simulated from synthetic ground truth (core.simulated_prediction
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import io
 import resource
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -59,6 +61,7 @@ def peak_memory_gb() -> float:
 def load_baseline(revision: str):
     """align_windows of `revision`'s core package, extracted from git into a temporary package."""
     folder = Path(tempfile.mkdtemp(prefix="geo4d-align-baseline-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     package = folder / "geo4d_baseline"
     archive = subprocess.run(
         ["git", "-C", str(REPOSITORY), "archive", revision, "core"], capture_output=True, check=True
