@@ -10,10 +10,10 @@ import torch
 
 from .errors import Geo4DError
 from .geo4d_pipeline import Geo4D
-from .limits import DEVICES, PRECISIONS
 from .model.checkpoint import MODEL_SENTINELS, read_torch_checkpoint
 from .model.config import NetworkConfig
 from .out_of_memory import out_of_memory_as_error
+from .settings import DEVICES, PRECISIONS
 
 logger = logging.getLogger(__name__)
 

@@ -19,25 +19,15 @@ from einops import rearrange
 from torch import nn
 
 from .align import AlignConfig, align_windows
-from .errors import Geo4DError, SettingError
+from .errors import Geo4DError
 from .geo4d_pipeline import DecodedWindow, Geo4D
-from .limits import (
-    DEVICES,
-    MAX_COUNT,
-    MAX_SEED,
-    MAX_STEPS,
-    PRECISIONS,
-    check_choice,
-    check_integer,
-    check_model_size,
-    check_number,
-)
 from .models import TINY_MODEL, load_model
 from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
 from .output_folder import check_result_folder
 from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import Reconstruction
+from .settings import ReconstructionSettings
 from .synthetic import SYNTHETIC_VIDEO_COMMENT
 from .video import (
     FrameMapping,
@@ -47,72 +37,13 @@ from .video import (
     read_frames,
     resize_frames,
 )
-from .windows import MAX_STRIDE, STRIDE_REASON, WindowPlan, plan_windows
+from .windows import WindowPlan, plan_windows
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "predict", "align", "save")
 # Windows per network call when window_batch is 0 (auto) on CUDA; halved on every out-of-memory error.
 AUTO_CUDA_WINDOW_BATCH = 8
-
-
-@dataclass(frozen=True)
-class ReconstructionSettings:
-    """How a video is reconstructed.
-
-    start, end: source frame range [start, end) (end None = to the last frame). stride: frames between
-    window starts (1..15: consecutive windows must share a frame; smaller = more windows, slower,
-    steadier). steps: DDIM steps per window, 0 = the model's own (1 for the embedded tiny, 5 for the
-    published Geo4D; the result's settings["sampling_steps"] records the steps run). seed: noise seed
-    (window i uses seed + i). device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on
-    CUDA where supported, else fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of
-    64 each; None picks by the video's aspect among the model's input sizes.
-    max_points_per_frame, min_confidence: which points the result folder's PLY files keep.
-    window_batch: windows per network call (0 = auto: 1 on the CPU; on CUDA up to 8, halved whenever
-    memory runs out). decode_batch: frames per VAE encode/decode call (lower it to save memory).
-    """
-
-    start: int = 0
-    end: int | None = None
-    stride: int = 4
-    steps: int = 0
-    seed: int = 123
-    device: str = "auto"
-    precision: str = "auto"
-    size: tuple[int, int] | None = None
-    max_points_per_frame: int | None = None
-    min_confidence: float = 0.0
-    window_batch: int = 0
-    decode_batch: int = 8
-
-    def __post_init__(self) -> None:
-        owner = type(self).__name__
-        check_integer(owner, "start", self.start, 0, MAX_COUNT)
-        if self.end is not None:
-            check_integer(owner, "end", self.end, self.start + 1, MAX_COUNT, " (above the start frame)")
-        check_integer(owner, "stride", self.stride, 1, MAX_STRIDE, STRIDE_REASON)
-        check_integer(owner, "steps", self.steps, 0, MAX_STEPS)
-        check_integer(owner, "seed", self.seed, 0, MAX_SEED)
-        check_choice(owner, "device", self.device, DEVICES)
-        check_choice(owner, "precision", self.precision, PRECISIONS)
-        if self.size is not None:
-            check_model_size(owner, "size", self.size)
-        if self.max_points_per_frame is not None:
-            check_integer(owner, "max_points_per_frame", self.max_points_per_frame, 1, MAX_COUNT)
-        check_number(owner, "min_confidence", self.min_confidence, 0.0, float("inf"), "a finite number >= 0")
-        check_integer(owner, "window_batch", self.window_batch, 0, 64)
-        check_integer(owner, "decode_batch", self.decode_batch, 1, 256)
-
-    def check_model(self, model: Geo4D) -> None:
-        """The checks that need the loaded model, made before any frame is decoded."""
-        length = model.config.unet.temporal_length
-        if self.stride >= length:
-            raise SettingError(
-                type(self).__name__,
-                "stride",
-                self.stride,
-                f"an integer in 1..{length - 1}: this model's windows are {length} frames long and must overlap",
-            )
 
 
 def _stage_progress(progress: ProgressCallback | None, stage: str) -> ProgressCallback | None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from synthetic_results import write_result
 
-from geo4d.commands.demo import RENDER_SCALE, build_blend, make_sheet, render_frames
+from geo4d.blender_commands.demo import RENDER_SCALE, build_blend, make_sheet, render_frames
 from geo4d.core.figures import enlarge
 from geo4d.core.synthetic_eval import quality_figures
 
@@ -78,7 +78,7 @@ def test_demo_command_runs_end_to_end(tmp_path):
 def test_an_earlier_demo_folder_is_recognised_and_a_users_scene_is_not(tmp_path):
     """The demo's output-folder layout: its results and, once metrics.json carries the demo's marker,
     the scene and sheet beside them; a scene.blend without that marker is the user's."""
-    from geo4d.commands.demo import DEMO_FORMAT, DEMO_LAYOUT
+    from geo4d.blender_commands.demo import DEMO_FORMAT, DEMO_LAYOUT
     from geo4d.core.errors import Geo4DError
     from geo4d.core.output_folder import check_output_folder
 

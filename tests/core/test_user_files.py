@@ -16,7 +16,7 @@ import pytest
 from geo4d.core.errors import Geo4DError
 from geo4d.core.result import Reconstruction
 from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
-from geo4d.core.worker_client import run_worker_job
+from geo4d.core.worker.parent import run_worker_job
 
 CLIP = SceneConfig(frames=8, width=64, height=40, seed=3)
 SEQUENCE = "alley_2"

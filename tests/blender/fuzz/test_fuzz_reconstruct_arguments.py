@@ -19,7 +19,7 @@ from movie_strips import STRIP_START, add_movie_strip, collection_names, write_c
 import geo4d
 from geo4d.blender_compat import top_level_strips
 from geo4d.core.errors import Geo4DError
-from geo4d.core.worker_client import WorkerProcess
+from geo4d.core.worker.parent import WorkerProcess
 from geo4d.strip_job import RUNNING
 
 # Seconds a refusal may take: it reads the strip's settings, never the video or a network.

@@ -1,13 +1,12 @@
 """The parent side of the worker process: spawn it, read its events in a thread, poll, cancel, kill.
 
-subprocess and json only (no torch), so the Blender side imports it. The caller chooses the worker's
+subprocess and core.worker.protocol only (no torch), so the Blender side imports it. The caller chooses the worker's
 Python: Blender's own (the default, sys.executable) or an external environment with a CUDA build of torch.
 """
 
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import queue
@@ -19,8 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from .cpu import apply_openmp_defaults
-from .errors import Geo4DError
+from ..cpu import apply_openmp_defaults
+from ..errors import Geo4DError
+from .protocol import (
+    CANCEL,
+    CANCELLED,
+    DONE,
+    ERROR,
+    FINAL_EVENTS,
+    PROGRESS,
+    STARTED,
+    decode,
+    encode,
+    progress_event,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +39,8 @@ logger = logging.getLogger(__name__)
 CANCEL_GRACE = 1.0
 # Lines of the worker's stderr kept to explain a worker that died without a final event.
 STDERR_TAIL = 20
-STATES = ("starting", "running", "done", "error", "cancelled")
+# A job's states: before and while the worker runs, then the final event it ended with.
+STATES = ("starting", "running", *FINAL_EVENTS)
 
 
 @dataclass
@@ -46,7 +58,7 @@ class WorkerStatus:
 
     @property
     def finished(self) -> bool:
-        return self.state in ("done", "error", "cancelled")
+        return self.state in FINAL_EVENTS
 
     @property
     def fraction(self) -> float:
@@ -54,14 +66,15 @@ class WorkerStatus:
 
 
 def worker_launch(python: str | None = None) -> tuple[list[str], dict[str, str]]:
-    """Command line and environment that start `core.worker` in `python` (default: this process's Python).
+    """Command line and environment that start the worker (`python -m <package>.core.worker`) in `python`
+    (default: this process's Python).
 
     The package may be installed under another name (Blender imports an extension as
     bl_ext.<repo>.geo4d): the child imports it by its folder name from the folder above, ahead of
     anything else. With this process's own Python the child also sees this process's sys.path (where
     Blender puts an extension's wheels).
     """
-    package = __name__.rpartition(".")[0].rpartition(".")[0]
+    package = __package__.removesuffix(".core.worker")
     package_dir = Path(sys.modules[package].__file__).resolve().parent
     search_path: list[str] = []
     module = f"{package}.core.worker"
@@ -92,7 +105,8 @@ def check_python(python: str) -> str:
 class WorkerProcess:
     """One job in a child process. Call poll() often (a timer, a loop); it never blocks.
 
-    job: the JSON job of core.worker. python: the interpreter to run (default this process's).
+    job: a job of core.worker.protocol in its JSON form (to_json()). python: the interpreter to run (default
+    this process's).
     """
 
     def __init__(self, job: dict, python: str | None = None) -> None:
@@ -136,20 +150,18 @@ class WorkerProcess:
 
     def _send(self, message: dict) -> None:
         try:
-            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.write(encode(message))
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError, OSError):
             logger.info("The worker no longer reads its input (it has exited).")
 
     def _read_events(self, stream: IO[str]) -> None:
         for line in stream:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
+            event = decode(line)
+            if event is None:
                 self._stderr.append(line.rstrip())
                 continue
-            if isinstance(event, dict):
-                self._events.put(event)
+            self._events.put(event)
         self._events.put(None)
 
     def _read_stderr(self, stream: IO[str]) -> None:
@@ -174,7 +186,7 @@ class WorkerProcess:
             self.stop("Cancelled; the worker was stopped.")
         if not self.status.finished and self.process is not None and self._stdout_closed:
             code = self.process.wait()
-            self.status.state = "error"
+            self.status.state = ERROR
             self.status.error = self._death_message(code)
         if self.status.finished:
             self._close()
@@ -184,19 +196,18 @@ class WorkerProcess:
         status, kind = self.status, event.get("type")
         if status.finished:  # final, even when the worker's last events arrive after a stop
             return
-        if kind == "started":
+        if kind == STARTED:
             logger.info("Geo4D worker %s runs %s.", event.get("pid"), event.get("module_file"))
-        elif kind == "progress":
-            status.stage = str(event.get("stage", ""))
-            status.done, status.total = int(event.get("done", 0)), int(event.get("total", 0))
-            status.elapsed = float(event.get("elapsed", 0.0))
-            status.message = str(event.get("message", ""))
-        elif kind == "done":
-            status.state, status.result = "done", {k: v for k, v in event.items() if k != "type"}
-        elif kind == "error":
-            status.state, status.error = "error", str(event.get("message", "unknown error"))
-        elif kind == "cancelled":
-            status.state, status.message = "cancelled", str(event.get("message", "Cancelled."))
+        elif kind == PROGRESS:
+            progress = progress_event(event)
+            status.stage, status.done, status.total = progress.stage, progress.done, progress.total
+            status.elapsed, status.message = progress.elapsed, progress.message
+        elif kind == DONE:
+            status.state, status.result = DONE, {k: v for k, v in event.items() if k != "type"}
+        elif kind == ERROR:
+            status.state, status.error = ERROR, str(event.get("message", "unknown error"))
+        elif kind == CANCELLED:
+            status.state, status.message = CANCELLED, str(event.get("message", "Cancelled."))
 
     def _death_message(self, code: int) -> str:
         tail = "\n".join(line for line in self._stderr if line)[-1500:]
@@ -209,7 +220,7 @@ class WorkerProcess:
         """Ask the worker to stop; poll() kills it if it has not stopped after `grace` seconds."""
         if self.process is None or self.status.finished:
             return
-        self._send({"type": "cancel"})
+        self._send({"type": CANCEL})
         self._kill_at = time.monotonic() + grace
 
     def kill(self) -> None:
@@ -223,7 +234,7 @@ class WorkerProcess:
         output to reach the reader thread (which could otherwise leave the status running)."""
         self.kill()
         if not self.status.finished:
-            self.status.state, self.status.message = "cancelled", message
+            self.status.state, self.status.message = CANCELLED, message
         self._close()
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> WorkerStatus:
@@ -233,7 +244,7 @@ class WorkerProcess:
             self.poll()
             if deadline is not None and time.monotonic() > deadline and not self.status.finished:
                 self.kill()
-                self.status.state = "error"
+                self.status.state = ERROR
                 self.status.error = f"The Geo4D worker did not finish within {timeout:.0f} s and was stopped."
                 self._close()
             time.sleep(0 if self.status.finished else interval)

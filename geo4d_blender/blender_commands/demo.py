@@ -101,24 +101,18 @@ def make_video(folder: Path, config: SceneConfig) -> Path:
 def reconstruct_in_worker(video: Path, output: Path, model: str, steps: int, python: str | None) -> None:
     """Run the pipeline in a worker process with a terminal progress bar; Ctrl-C cancels it cleanly."""
     from ..core.commands.reconstruct import ProgressBar
-    from ..core.progress import ProgressEvent
-    from ..core.worker_client import WorkerProcess
+    from ..core.settings import ReconstructionSettings
+    from ..core.worker.parent import WorkerProcess
+    from ..core.worker.protocol import DONE, PROGRESS, ReconstructJob, progress_event
 
-    job = {
-        "kind": "reconstruct",
-        "video": str(video),
-        "output": str(output),
-        "model": model,
-        "settings": {"steps": steps},
-    }
+    job = ReconstructJob(str(video), str(output), model, ReconstructionSettings(steps=steps))
     bar = ProgressBar()
-    worker = WorkerProcess(job, python).start()
+    worker = WorkerProcess(job.to_json(), python).start()
     try:
         while not worker.status.finished:
             for event in worker.poll():
-                if event.get("type") == "progress":
-                    fields = {key: event[key] for key in ("stage", "done", "total", "elapsed", "message")}
-                    bar(ProgressEvent(**fields))
+                if event.get("type") == PROGRESS:
+                    bar(progress_event(event))
             time.sleep(0.05)
     except KeyboardInterrupt:
         worker.cancel()
@@ -126,7 +120,7 @@ def reconstruct_in_worker(video: Path, output: Path, model: str, steps: int, pyt
         raise Cancelled() from None
     finally:
         bar.close()
-    if worker.status.state != "done":
+    if worker.status.state != DONE:
         raise Geo4DError(worker.status.error or worker.status.message)
 
 
