@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from geo4d.core.geo4d_pipeline import Geo4D, PredictionConfig
-from geo4d.core.model.clip import ImageEmbedder, TextTower
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.resampler import Resampler
-from geo4d.core.model.unet import UNet3D
-from geo4d.core.model.vae import Geo4DVAE
+from geo4d.core.network.clip import ImageEmbedder, TextTower
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.resampler import Resampler
+from geo4d.core.network.unet import UNet3D
+from geo4d.core.network.vae import Geo4DVAE
+from geo4d.core.network.window_pipeline import Geo4D, PredictionConfig
 
 logger = logging.getLogger(__name__)
 

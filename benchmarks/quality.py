@@ -2,9 +2,9 @@
 
 `python benchmarks/quality.py [--model tiny] [--seeds 101 102 103 104 105]`: each seed's 48-frame 512x320
 video is reconstructed with the model and default settings (the model's own DDIM steps); the same figures
-(core.synthetic_eval) are computed for (a) a constant depth with an identity camera path and a 60-degree
+(core.synthetic.quality) are computed for (a) a constant depth with an identity camera path and a 60-degree
 field of view, (b) the aligner run on the exact modalities of the same windows
-(core.simulated_predictions, noise-free): the ceiling any network can reach through this aligner, and (c)
+(core.synthetic.simulated_predictions, noise-free): the ceiling any network can reach through this aligner, and (c)
 the aligner run on those modalities after the model's own VAE (encoded, decoded): what a perfect UNet
 would give with this autoencoder. Training seeds start at 1000 (core/train/config.py).
 """
@@ -24,12 +24,12 @@ import torch
 from einops import rearrange
 
 from geo4d.core.align import AlignConfig, align_windows
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.pipeline import ReconstructionSettings, load_model, reconstruct
+from geo4d.core.network.window_pipeline import Geo4D
+from geo4d.core.reconstruction import ReconstructionSettings, load_model, reconstruct
 from geo4d.core.result import Intrinsics, Reconstruction
-from geo4d.core.simulated_predictions import NOISE_FREE, simulate_window_predictions
-from geo4d.core.synthetic import SceneConfig, write_synthetic
-from geo4d.core.synthetic_eval import QualityFigures, quality_figures, truth_at_result
+from geo4d.core.synthetic.quality import QualityFigures, quality_figures, truth_at_result
+from geo4d.core.synthetic.render import SceneConfig, write_synthetic
+from geo4d.core.synthetic.simulated_predictions import NOISE_FREE, simulate_window_predictions
 from geo4d.core.train.config import TRAIN_SEED_START
 from geo4d.core.train.data import modality_targets
 from geo4d.core.windows import plan_windows

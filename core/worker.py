@@ -8,7 +8,7 @@ Protocol (all UTF-8 JSON, one object per line):
                               ...}, {"type": "error", "message"} or {"type": "cancelled", "message"}.
 Jobs:
     {"kind": "reconstruct", "video", "output", "model", "settings": {ReconstructionSettings fields}}
-        runs core.pipeline.reconstruct_to_folder; "done" carries "output" and a "summary" of the result.
+        runs core.reconstruction.reconstruct_to_folder; "done" carries "output" and a "summary" of the result.
     {"kind": "check", "model", "device", "precision"}
         reports torch, CUDA, GPU memory and whether the model loads; "done" carries "report".
 Anything else the libraries print goes to stderr, so stdout carries only events. Results are written
@@ -100,7 +100,7 @@ def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) 
     from .output_folder import check_result_folder
 
     check_result_folder(job["output"], job["video"], job["model"])  # before torch and the model load
-    from .pipeline import ReconstructionSettings, load_model, reconstruct_to_folder
+    from .reconstruction import ReconstructionSettings, load_model, reconstruct_to_folder
 
     settings = dict(job.get("settings", {}))
     if settings.get("size") is not None:
@@ -148,7 +148,7 @@ def run_check(job: dict, events: EventWriter, cancelled: threading.Event) -> dic
         report["gpu_memory_free_gb"] = round(free / 2**30, 2)
     model_name = job.get("model")
     if model_name:
-        from .pipeline import load_model
+        from .reconstruction import load_model
 
         started = time.perf_counter()
         try:

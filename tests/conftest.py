@@ -26,7 +26,7 @@ def write_published_checkpoints() -> Callable[..., tuple[Path, Path]]:
     carry the keys the loader drops by rule too: the schedule buffers, adaptors and CLIP leftovers (named
     as in the published key list, zero-filled), and in vae.ckpt the encoder of the main VAE.
     """
-    from geo4d.core.model.checkpoint import MODEL_DROPS, our_key_to_checkpoint, published_state_dict
+    from geo4d.core.network.checkpoint import MODEL_DROPS, our_key_to_checkpoint, published_state_dict
 
     published = json.loads((DATA / "geo4d_state_dict_shapes.json").read_text())
     dropped = [key for key in published if any(rule.matches(key) for rule in MODEL_DROPS)]
@@ -66,9 +66,9 @@ def tiny_model(tmp_path_factory) -> str:
 
     if (Path(geo4d.core.__file__).parent / "weights" / "geo4d-tiny.safetensors").is_file():
         return "tiny"
-    from geo4d.core.geo4d_pipeline import Geo4D
-    from geo4d.core.model.config import NetworkConfig
-    from geo4d.core.model.network_file import write_network_file
+    from geo4d.core.network.config import NetworkConfig
+    from geo4d.core.network.network_file import write_network_file
+    from geo4d.core.network.window_pipeline import Geo4D
 
     network = Geo4D.from_config(NetworkConfig.tiny(), seed=0)
     path = tmp_path_factory.mktemp("tiny-model") / "geo4d-tiny-random.safetensors"

@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 
 from ..errors import Geo4DError
-from ..geo4d_pipeline import Geo4D
-from ..model.config import NetworkConfig
-from ..model.network_file import write_network_file
-from ..model.unet import UNet3D
-from ..model.vae import Geo4DVAE
+from ..network.config import NetworkConfig
+from ..network.network_file import write_network_file
+from ..network.unet import UNet3D
+from ..network.vae import Geo4DVAE
+from ..network.window_pipeline import Geo4D
 from ..output_folder import check_output_folder, write_file
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .autoencoder import (

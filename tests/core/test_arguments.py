@@ -18,11 +18,11 @@ from geo4d.core.cli import main
 from geo4d.core.commands import eval as eval_command
 from geo4d.core.commands import reconstruct, synth
 from geo4d.core.errors import Geo4DError, SettingError
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import write_network_file
-from geo4d.core.pipeline import ReconstructionSettings, reconstruct_frames, reconstruct_to_folder
-from geo4d.core.pipeline import reconstruct as reconstruct_video
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.network_file import write_network_file
+from geo4d.core.network.window_pipeline import Geo4D
+from geo4d.core.reconstruction import ReconstructionSettings, reconstruct_frames, reconstruct_to_folder
+from geo4d.core.reconstruction import reconstruct as reconstruct_video
 from geo4d.core.video import write_video
 
 COMMANDS = (synth, reconstruct, eval_command)

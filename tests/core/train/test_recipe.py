@@ -11,9 +11,9 @@ import torch
 from geo4d.__main__ import COMMANDS
 from geo4d.core.cli import main
 from geo4d.core.errors import Geo4DError
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import read_network_metadata
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.network_file import read_network_metadata
+from geo4d.core.network.window_pipeline import Geo4D
 from geo4d.core.train.config import TrainConfig
 from geo4d.core.train.recipe import LOG_NAME, SUMMARY_NAME, WEIGHTS_NAME, training_device
 

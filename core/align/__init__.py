@@ -1,0 +1,5 @@
+"""Alignment: per-window Geo4D predictions fused into one camera path, one focal and per-frame depth."""
+
+from .stages import AlignConfig, align_windows
+
+__all__ = ["AlignConfig", "align_windows"]
