@@ -30,7 +30,7 @@ from .core.windows import MAX_STRIDE, STRIDE_REASON
 from .core.worker import result_summary
 from .core.worker_client import WorkerProcess, WorkerStatus
 from .import_options import MAX_FRAME, ImportOptions
-from .preferences import TINY_MODEL, check_model_files, setup_choice, strip_result_folder
+from .preferences import check_model_files, setup_choice, strip_result_folder
 from .result_cache import cached_result_matches, job_fingerprint, record_job
 from .scene_builder import ImportedResult, import_result
 from .strips import StripFrames, read_strip, scene_fps
@@ -143,8 +143,6 @@ class StripJob:
                 "size": list(settings.size) if settings.size else None,
             },
         }
-        if self.model != TINY_MODEL and len(files) == 1 and files[0].suffix != ".safetensors":
-            files.append(files[0].with_name("vae.ckpt"))  # the published VAE the pipeline finds beside it
         self.fingerprint = job_fingerprint(self.job, files)
         self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)
