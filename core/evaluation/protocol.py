@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..camera import pixel_centre
 from ..errors import Geo4DError
 from ..output_folder import (
     RESULT_LAYOUT,
@@ -70,8 +71,8 @@ def truth_depth_at_result(
         raise Geo4DError("The result records no frame mapping; delete it and evaluate again.")
     depth, valid = sequence.read_depth()
     depth_height, depth_width = depth.shape[1:]
-    u = (np.arange(result.width) + 0.5 + mapping["crop_left"]) / mapping["scale_x"]
-    v = (np.arange(result.height) + 0.5 + mapping["crop_top"]) / mapping["scale_y"]
+    u = (pixel_centre(np.arange(result.width)) + mapping["crop_left"]) / mapping["scale_x"]
+    v = (pixel_centre(np.arange(result.height)) + mapping["crop_top"]) / mapping["scale_y"]
     cols = np.clip(np.floor(u * depth_width / mapping["source_width"]).astype(np.int64), 0, depth_width - 1)
     rows = np.clip(
         np.floor(v * depth_height / mapping["source_height"]).astype(np.int64), 0, depth_height - 1
