@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..video import MODEL_SIZES
-
+# Landscape network sizes (W, H) of Geo4D. Portrait videos use the same sizes transposed (H, W):
+# the network is convolutional, so a 320x512 input is as valid as 512x320 and needs no cropping of
+# the long side.
+MODEL_SIZES = ((512, 320), (512, 384), (576, 256), (640, 192))
 GROUP_NORM_GROUPS = 32  # GroupNorm groups of the UNet and its temporal blocks, and of the published VAE
 # The tiny model's one input size (W, H): wider or narrower videos are centre-cropped to 2:1.
 TINY_INPUT_SIZES = ((128, 64),)
