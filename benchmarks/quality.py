@@ -24,7 +24,7 @@ import torch
 from einops import rearrange
 
 from geo4d.core.align import AlignConfig, align_windows
-from geo4d.core.network.window_pipeline import Geo4D
+from geo4d.core.network.window_pipeline import WindowPipeline
 from geo4d.core.reconstruction import ReconstructionSettings, load_model, reconstruct
 from geo4d.core.result import Intrinsics, Reconstruction
 from geo4d.core.synthetic.quality import QualityFigures, quality_figures, truth_at_result
@@ -64,8 +64,11 @@ def ground_truth_modalities(truth: Reconstruction, stride: int) -> Reconstructio
     return result
 
 
-def vae_round_trip(truth: Reconstruction, model: Geo4D, stride: int) -> Reconstruction:
-    """The aligner's result on the exact modalities of the pipeline's windows after the model's VAE."""
+def vae_round_trip(
+    truth: Reconstruction, model: WindowPipeline, stride: int, decode_batch: int
+) -> Reconstruction:
+    """The aligner's result on the exact modalities of the pipeline's windows after the model's VAE
+    (decode_batch frames per VAE call)."""
     k = truth.intrinsics
     if (k.cx, k.cy, k.fy) != (truth.width / 2, truth.height / 2, k.fx):
         raise ValueError("the training targets assume square pixels and a centred principal point")
@@ -77,7 +80,7 @@ def vae_round_trip(truth: Reconstruction, model: Geo4D, stride: int) -> Reconstr
         with torch.inference_mode():
             means = [model.vae.encode(images.to(model.device, model.dtype)).mean.float() for images in maps]
             latents = rearrange(torch.cat(means) * scale, "(m l) c h w -> 1 (m c) l h w", m=len(maps))
-            predictions.append(model.decode_latents(latents).to_prediction(frames))
+            predictions.append(model.decode_latents(latents, decode_batch).to_prediction(frames))
     result = align_windows(predictions, truth.color, AlignConfig(), truth.fps)
     result.source_frames = truth.source_frames
     return result
@@ -94,7 +97,9 @@ def evaluate_seed(seed: int, model, settings: ReconstructionSettings, frames: in
         "model": quality_figures(result, truth),
         "constant": quality_figures(constant_baseline(truth), truth),
         "gt_modalities": quality_figures(ground_truth_modalities(truth, settings.stride), truth),
-        "vae_round_trip": quality_figures(vae_round_trip(truth, model, settings.stride), truth),
+        "vae_round_trip": quality_figures(
+            vae_round_trip(truth, model, settings.stride, settings.decode_batch), truth
+        ),
     }
     steps = result.settings["sampling_steps"]
     return {

@@ -1,4 +1,5 @@
-"""Video or frames in, reconstruction out: decode, window plan, Geo4D per window (batched on CUDA), alignment.
+"""Video or frames in, reconstruction out: decode, window plan, the network per window (batched on CUDA),
+alignment, and the result folder.
 
 The stages report progress under the names in STAGES; a cancel check stops the work between decoded
 frames, VAE calls, DDIM steps and alignment steps, and nothing is written unless the whole run succeeds.
@@ -10,13 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
-from torch import nn
 
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError, SettingError
@@ -31,29 +30,27 @@ from .limits import (
     check_model_size,
     check_number,
 )
-from .network.loading import TINY_MODEL, load_model
-from .network.window_pipeline import DecodedWindow, Geo4D
-from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
+from .model_choice import TINY_MODEL
+from .network.loading import load_model
+from .network.window_pipeline import WindowPipeline
+from .network.window_predictor import WindowPredictor
+from .out_of_memory import out_of_memory_as_error
 from .output_folder import check_result_folder
-from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import Reconstruction
 from .synthetic.render import SYNTHETIC_VIDEO_COMMENT
 from .video import (
     FrameMapping,
-    VideoClip,
     choose_model_size,
     probe,
     read_frames,
     resize_frames,
 )
-from .windows import MAX_STRIDE, STRIDE_REASON, WindowPlan, plan_windows
+from .windows import MAX_STRIDE, STRIDE_REASON, plan_windows
 
 logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "predict", "align", "save")
-# Windows per network call when window_batch is 0 (auto) on CUDA; halved on every out-of-memory error.
-AUTO_CUDA_WINDOW_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ class ReconstructionSettings:
         check_integer(owner, "window_batch", self.window_batch, 0, 64)
         check_integer(owner, "decode_batch", self.decode_batch, 1, 256)
 
-    def check_model(self, model: Geo4D) -> None:
+    def check_model(self, model: WindowPipeline) -> None:
         """The checks that need the loaded model, made before any frame is decoded."""
         length = model.config.unet.temporal_length
         if self.stride >= length:
@@ -125,136 +122,6 @@ def _stage_progress(progress: ProgressCallback | None, stage: str) -> ProgressCa
         progress(replace(event, stage=stage, message=message))
 
     return forward
-
-
-class _BatchedUNet(nn.Module):
-    """The UNet seen by Geo4D.denoise for several windows at once: per-call timestep, context and fps ([1])
-    are broadcast to the batch of x [B, C, L, h, w]."""
-
-    def __init__(self, unet: nn.Module) -> None:
-        super().__init__()
-        self.unet = unet
-
-    def forward(
-        self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor, fps: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        batch = x.shape[0]
-        fps = None if fps is None else fps.expand(batch)
-        return self.unet(x, timesteps.expand(batch), context.expand(batch, -1, -1), fps)
-
-
-class WindowPredictor:
-    """Runs the network on the windows of a plan, one or several per UNet call, with the run's settings.
-
-    It writes out Geo4D.predict_window's steps (encode, DDIM, decode) for a batch of windows, drawing each
-    window's noise exactly as predict_window does from seed + window index (so batching changes nothing),
-    and checks the cancel flag between every VAE call and every DDIM step.
-    """
-
-    def __init__(self, model: Geo4D, settings: ReconstructionSettings) -> None:
-        self.steps = settings.steps or model.sampler.config.steps
-        options = replace(
-            model.options,
-            sampler=replace(model.sampler.config, steps=self.steps),
-            decode_batch_size=settings.decode_batch,
-        )
-        self.model = Geo4D(
-            model.config, _BatchedUNet(model.unet), model.vae, model.pointmap_vae, model.context, options
-        )
-        self.settings = settings
-        self.device = model.device
-
-    def initial_batch(self) -> int:
-        if self.settings.window_batch:
-            return self.settings.window_batch
-        return AUTO_CUDA_WINDOW_BATCH if self.device.type == "cuda" else 1
-
-    def predict(
-        self, clip: VideoClip | _NetworkInput, plan: WindowPlan, reporter: Reporter
-    ) -> tuple[list[WindowPrediction], int]:
-        """Every window of `plan` over the clip's frames (its frames [T, H, W, 3] uint8 and fps), and the window batch that fitted in memory."""
-        batch = min(self.initial_batch(), plan.num_windows)
-        predictions: list[WindowPrediction] = []
-        reporter.report("predict", 0, plan.num_windows, f"{plan.num_windows} windows")
-        while len(predictions) < plan.num_windows:
-            windows = list(range(len(predictions), min(len(predictions) + batch, plan.num_windows)))
-            try:
-                predictions += self.predict_batch(clip, plan, windows, reporter)
-                ran_out = False
-            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
-                if not is_out_of_memory(error) or batch == 1:
-                    raise
-                ran_out = True
-            if ran_out:  # outside the except block, whose traceback still holds the failed batch's tensors
-                release_cached_memory(self.device)
-                batch //= 2
-                logger.warning("Out of memory with %d windows per call; retrying with %d.", 2 * batch, batch)
-                continue
-            reporter.report("predict", len(predictions), plan.num_windows, f"window {windows[-1] + 1}")
-        return predictions, batch
-
-    def predict_batch(
-        self, clip: VideoClip | _NetworkInput, plan: WindowPlan, windows: list[int], reporter: Reporter
-    ) -> list[WindowPrediction]:
-        """The predictions of `windows` (indices into the plan), their UNet passes batched together."""
-        model = self.model
-        total = plan.num_windows
-        label = (
-            f"window {windows[0] + 1}" + (f"-{windows[-1] + 1}" if len(windows) > 1 else "") + f" of {total}"
-        )
-
-        def step(event: ProgressEvent) -> None:
-            reporter.report("predict", windows[0], total, f"{label}, DDIM step {event.done}/{event.total}")
-
-        frames = torch.from_numpy(clip.frames[plan.frame_indices[windows]]).to(model.device)
-        images = (
-            rearrange(frames, "b l h w c -> b l c h w").float() / 127.5 - 1.0
-        )  # [B, L, 3, H, W] in [-1, 1]
-        down = model.config.vae.downsampling
-        latent_size = (images.shape[-2] // down, images.shape[-1] // down)
-        length = plan.length
-        chunk = model.options.decode_batch_size
-        initial, c_concat = [], []
-        with torch.inference_mode():
-            for window, window_images in zip(windows, images, strict=True):
-                generator = torch.Generator("cpu").manual_seed(self.settings.seed + window)
-                initial.append(
-                    torch.randn(
-                        (1, model.config.unet.out_channels, length, *latent_size), generator=generator
-                    )
-                )
-                posterior = None
-                if model.options.sample_posterior:
-                    posterior_shape = (length, model.config.vae.latent_channels, *latent_size)
-                    posterior = torch.randn(posterior_shape, generator=generator)
-                parts = []
-                for first in range(0, length, chunk):
-                    reporter.check_cancel()
-                    noise = None if posterior is None else posterior[first : first + chunk]
-                    parts.append(model.encode_frames(window_images[first : first + chunk], noise))
-                c_concat.append(torch.cat(parts, dim=2))  # [1, 4, L, h, w]
-            latents = model.denoise(
-                torch.cat(c_concat), clip.fps, torch.cat(initial), Reporter(step, reporter.cancel)
-            )
-            return [
-                self._decode(latents[i : i + 1], plan.frame_indices[window], reporter)
-                for i, window in enumerate(windows)
-            ]
-
-    def _decode(self, latents: torch.Tensor, frame_indices, reporter: Reporter) -> WindowPrediction:
-        """One window's [1, 16, L, h, w] latents decoded a few frames at a time (decode_batch VAE frames per
-        chunk over the four modalities), checking the cancel flag between chunks."""
-        chunk = max(1, self.model.options.decode_batch_size // 4)
-        pieces = []
-        for first in range(0, latents.shape[2], chunk):
-            reporter.check_cancel()
-            pieces.append(self.model.decode_latents(latents[:, :, first : first + chunk]))
-
-        joined = {
-            field.name: torch.cat([getattr(piece, field.name) for piece in pieces])
-            for field in fields(DecodedWindow)
-        }
-        return DecodedWindow(**joined).to_prediction(frame_indices)
 
 
 @dataclass
@@ -279,12 +146,12 @@ class _NetworkInput:
 
 def reconstruct(
     video: str | Path,
-    model: Geo4D | str | Path,
+    model: WindowPipeline | str | Path,
     settings: ReconstructionSettings | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Reconstruction:
-    """Reconstruct frames [start, end) of `video` with `model` (a loaded Geo4D or a model setting).
+    """Reconstruct frames [start, end) of `video` with `model` (a loaded WindowPipeline or a model setting).
 
     Returns a Reconstruction at the network's input size: cameras in frame 0's camera frame, depth scaled
     to a median of 1, source frame indices, settings, per-stage timings ("load_s", "decode_s",
@@ -328,7 +195,7 @@ def reconstruct(
 def reconstruct_frames(
     frames: np.ndarray,
     fps: float,
-    model: Geo4D | str | Path,
+    model: WindowPipeline | str | Path,
     settings: ReconstructionSettings | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
@@ -381,11 +248,13 @@ def _checked_settings(settings: ReconstructionSettings | None) -> Reconstruction
     return settings
 
 
-def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -> tuple[Geo4D, str, dict]:
-    """The Geo4D to run (its settings checked against it), its name for the result's settings, and the
+def _loaded_model(
+    model: WindowPipeline | str | Path, settings: ReconstructionSettings
+) -> tuple[WindowPipeline, str, dict]:
+    """The window pipeline to run (its settings checked against it), its name for the result's settings, and the
     timings so far ("load_s" if loaded)."""
     timings: dict[str, float] = {}
-    if isinstance(model, Geo4D):
+    if isinstance(model, WindowPipeline):
         if settings.device != "auto" and model.device.type != settings.device:
             raise Geo4DError(
                 f"Device {settings.device!r} was requested, but the given model is loaded on {model.device}. "
@@ -402,7 +271,7 @@ def _loaded_model(model: Geo4D | str | Path, settings: ReconstructionSettings) -
 
 def _reconstruct_input(
     network_input: _NetworkInput,
-    model: Geo4D,
+    model: WindowPipeline,
     model_name: str,
     settings: ReconstructionSettings,
     timings: dict,
@@ -441,7 +310,9 @@ def _reconstruct_input(
             "Set steps to 0 (the model's own)."
         )
     with out_of_memory_as_error("predict", device, settings.decode_batch):
-        predictions, window_batch = predictor.predict(network_input, plan, Reporter(progress, cancel))
+        predictions, window_batch = predictor.predict(
+            network_input.frames, network_input.fps, plan, Reporter(progress, cancel)
+        )
     timings["predict_s"] = round(time.perf_counter() - stage_start, 3)
 
     stage_start = time.perf_counter()
@@ -482,7 +353,7 @@ def _reconstruct_input(
 def reconstruct_to_folder(
     video: str | Path,
     output: str | Path,
-    model: Geo4D | str | Path,
+    model: WindowPipeline | str | Path,
     settings: ReconstructionSettings | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,

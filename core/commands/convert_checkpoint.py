@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import Geo4DError
     from ..network.checkpoint import INFERENCE_PARTS, load_published
     from ..network.config import NetworkConfig
+    from ..network.loading import published_context
     from ..network.network_file import NETWORK_KIND, is_network_file, write_network_file
-    from ..network.window_pipeline import published_context
     from ..output_folder import check_output_file
 
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

@@ -1,8 +1,13 @@
-"""Which Geo4D network runs: the built-in `tiny` model or a checkpoint file, on which device, in which precision."""
+"""Loading a Geo4D window pipeline: the device and dtype a setting names, weights files, random networks.
+
+The one place that turns device/precision settings into torch devices and dtypes (the reconstruction, the
+training recipe and the worker's set-up check all resolve them here).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -10,18 +15,18 @@ import torch
 
 from ..errors import Geo4DError
 from ..limits import DEVICES, PRECISIONS
+from ..model_choice import model_files
 from ..out_of_memory import out_of_memory_as_error
-from .checkpoint import MODEL_SENTINELS, read_torch_checkpoint
+from .checkpoint import INFERENCE_PARTS, MODEL_SENTINELS, build_part, load_published, read_torch_checkpoint
+from .clip import constant_context
 from .config import NetworkConfig
-from .window_pipeline import Geo4D
+from .network_file import load_network_file
+from .window_pipeline import WindowPipeline
 
 logger = logging.getLogger(__name__)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-TINY_MODEL = "tiny"
-TINY_WEIGHTS = Path(__file__).parent.parent / "weights" / "geo4d-tiny.safetensors"
-PUBLISHED_VAE_NAME = "vae.ckpt"
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
+CONTEXT_PARTS = ("text", "visual", "resampler")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -52,45 +57,6 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return DTYPES[precision]
 
 
-def model_files(model: str | Path) -> tuple[Path, Path | None]:
-    """(weights file, point-map VAE file or None) named by a model setting.
-
-    "tiny": the trained model shipped in the package. A `.safetensors` path: our converted format (one
-    file). A published `model.ckpt`: its `vae.ckpt` is taken from beside it, or given explicitly as
-    "model.ckpt,vae.ckpt". Anything else that is neither a name nor an existing file is an unknown model.
-    """
-    text = str(model)
-    if isinstance(model, str) and text == TINY_MODEL:
-        if not TINY_WEIGHTS.is_file():
-            raise Geo4DError(
-                f"The built-in model 'tiny' is missing from this installation (expected {TINY_WEIGHTS}). "
-                "Reinstall geo4d, train it with `python -m geo4d train`, or give a checkpoint file instead."
-            )
-        return TINY_WEIGHTS, None
-    weights_text, _, vae_text = text.partition(",")
-    weights = Path(weights_text).expanduser()
-    looks_like_path = isinstance(model, Path) or bool(vae_text) or weights.suffix in CHECKPOINT_SUFFIXES
-    looks_like_path = looks_like_path or "/" in weights_text or "\\" in weights_text
-    if not weights.exists() and not looks_like_path:
-        raise Geo4DError(
-            f"Unknown model {text!r}. The built-in model is '{TINY_MODEL}'; otherwise give the path of a checkpoint: "
-            "a .safetensors made by `python -m geo4d convert-checkpoint`, or the published Geo4D model.ckpt."
-        )
-    if not weights.is_file():
-        raise Geo4DError(
-            f"Checkpoint not found: {weights}. Check the path to your copy of the Geo4D weights."
-        )
-    if weights.suffix == ".safetensors":
-        return weights, None
-    vae = Path(vae_text).expanduser() if vae_text else weights.with_name(PUBLISHED_VAE_NAME)
-    if not vae.is_file():
-        raise Geo4DError(
-            f"The point-map VAE {vae} was not found. The published model needs both files: put vae.ckpt beside "
-            f"model.ckpt, or give both as 'model.ckpt,vae.ckpt'."
-        )
-    return weights, vae
-
-
 def published_config(model_path: Path) -> NetworkConfig:
     """The preset (full or tiny widths) of a published-format model.ckpt, recognised by its UNet input conv."""
     state = read_torch_checkpoint(model_path)
@@ -108,21 +74,67 @@ def published_config(model_path: Path) -> NetworkConfig:
     )
 
 
-def load_model(model: str | Path, device: str = "auto", precision: str = "auto") -> Geo4D:
-    """The Geo4D predictor named by `model` (see model_files), on `device` in `precision`; its `source`
-    is that model setting (results record it, and "tiny" is told from other weights by it)."""
+def published_context(model_path: str | os.PathLike, config: NetworkConfig) -> torch.Tensor:
+    """The constant context [1, 77 + 16 L, context_dim] float32 computed on the CPU from model.ckpt's
+    text tower, image embedder and resampler (memory-mapped weights; dropped afterwards)."""
+    towers = load_published(model_path, None, config, CONTEXT_PARTS, "cpu", torch.float32)
+    return constant_context(towers["text"], towers["visual"], towers["resampler"])
+
+
+def load_weights(
+    weights: Path,
+    vae: Path | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    config: NetworkConfig | None = None,
+) -> WindowPipeline:
+    """The window pipeline of our `.safetensors` (vae None) or of the published model.ckpt + vae.ckpt.
+
+    From the published files the constant context is computed once on the CPU in float32 from the CLIP
+    towers, which are then dropped; config: their network (None: recognised by published_config). Our
+    file carries its own config. Weights go straight to `device` in `dtype`.
+    """
+    if vae is None:
+        config, modules, context = load_network_file(weights, device, dtype)
+    else:
+        config = config or published_config(weights)
+        context = published_context(weights, config)
+        modules = load_published(weights, vae, config, INFERENCE_PARTS, device, dtype)
+    return WindowPipeline(config, modules["unet"], modules["vae"], modules["pointmap_vae"], context)
+
+
+def load_model(model: str | Path, device: str = "auto", precision: str = "auto") -> WindowPipeline:
+    """The window pipeline named by `model` (see core.model_choice.model_files), on `device` in `precision`;
+    its `source` is that model setting (results record it, and "tiny" is told from other weights by it)."""
     weights, vae = model_files(model)
     torch_device = resolve_device(device)
     dtype = resolve_dtype(precision, torch_device)
     started = time.perf_counter()
     with out_of_memory_as_error("load", torch_device):
-        if vae is None:
-            network = Geo4D.from_checkpoint(weights, device=torch_device, dtype=dtype)
-        else:
-            config = published_config(weights)
-            network = Geo4D.from_checkpoint(weights, vae, config=config, device=torch_device, dtype=dtype)
+        network = load_weights(weights, vae, torch_device, dtype)
     logger.info(
         "Loaded %s on %s (%s) in %.1f s.", weights.name, torch_device, dtype, time.perf_counter() - started
     )
     network.source = str(model)
     return network
+
+
+def random_network(
+    config: NetworkConfig,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> WindowPipeline:
+    """Randomly initialised network (torch's default init under `seed`), for tests and benchmarks.
+
+    The context is random N(0, 1) of the right shape instead of CLIP features of random towers.
+    """
+    torch.manual_seed(seed)
+    with torch.device(device):
+        modules = {
+            part: build_part(part, config).to(dtype).requires_grad_(False).eval() for part in INFERENCE_PARTS
+        }
+    unet_config = config.unet
+    tokens = unet_config.text_tokens + unet_config.image_tokens_per_frame * unet_config.temporal_length
+    context = torch.randn(1, tokens, unet_config.context_dim)
+    return WindowPipeline(config, modules["unet"], modules["vae"], modules["pointmap_vae"], context)

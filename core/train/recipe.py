@@ -12,10 +12,11 @@ import torch
 
 from ..errors import Geo4DError
 from ..network.config import NetworkConfig
+from ..network.loading import resolve_device
 from ..network.network_file import write_network_file
 from ..network.unet import UNet3D
 from ..network.vae import Geo4DVAE
-from ..network.window_pipeline import Geo4D
+from ..network.window_pipeline import WindowPipeline
 from ..output_folder import check_output_folder, write_file
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .autoencoder import (
@@ -34,16 +35,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DTYPE = torch.float16  # halves the shipped file; the pipeline loads it in its own precision
 
 
-def training_device(name: str) -> torch.device:
-    """ "auto" (CUDA when available), "cpu" or "cuda"; Geo4DError when CUDA is asked for but missing."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise Geo4DError(f"Device {name!r} is not known; use auto, cpu or cuda.")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise Geo4DError("CUDA was requested but PyTorch sees no CUDA device; use --device cpu.")
-    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
-
-
-def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainConfig):
+def _sampled_pointmap_latents(model: WindowPipeline, latents: LatentSet, config: TrainConfig):
     """A LatentSource: the UNet's sample of a window (the network's own DDIM steps), its point-map latents
     unscaled [L, 4, h, w]."""
     generator = torch.Generator().manual_seed(config.seed + 5)
@@ -54,7 +46,7 @@ def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainCon
         condition = c_concat(latents, window, scale, generator)[None].to(model.device)
         noise = torch.randn((1, model.config.unet.out_channels, *condition.shape[2:]), generator=generator)
         with torch.no_grad():
-            sampled = model.denoise(condition, VIDEO_FPS, noise)
+            sampled = model.denoise(condition, VIDEO_FPS, noise, model.sampler(0))
         return sampled[0, :4].transpose(0, 1) / scale
 
     return sample
@@ -76,7 +68,7 @@ def run_training(
     """
     output = check_output_folder(output, TRAINING_LAYOUT)
     network = network or NetworkConfig.tiny()
-    torch_device = training_device(device)
+    torch_device = resolve_device(device)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -126,7 +118,7 @@ def run_training(
     lap("unet")
 
     pointmap = pointmap_vae_from(vae)
-    model = Geo4D(network, unet, vae, pointmap, context.detach())
+    model = WindowPipeline(network, unet, vae, pointmap, context.detach())
     sampler = _sampled_pointmap_latents(model, latents, config)
     histories["pointmap"] = finetune_pointmap_decoder(
         pointmap, vae, scenes, config, torch_device, sampler, reporter, log_path

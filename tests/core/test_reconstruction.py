@@ -18,17 +18,17 @@ import torch
 from geo4d.core.cli import build_parser
 from geo4d.core.commands import reconstruct as reconstruct_command
 from geo4d.core.errors import Cancelled, Geo4DError
+from geo4d.core.model_choice import TINY_MODEL, TINY_WEIGHTS, model_files
 from geo4d.core.network.checkpoint import INFERENCE_PARTS, build_part
 from geo4d.core.network.config import NetworkConfig
-from geo4d.core.network.loading import TINY_MODEL, TINY_WEIGHTS, model_files, resolve_device, resolve_dtype
+from geo4d.core.network.loading import random_network, resolve_device, resolve_dtype
 from geo4d.core.network.network_file import write_network_file
-from geo4d.core.network.sampler import SamplerConfig
-from geo4d.core.network.window_pipeline import Geo4D, PredictionConfig
+from geo4d.core.network.window_pipeline import WindowPipeline
+from geo4d.core.network.window_predictor import WindowPredictor
 from geo4d.core.out_of_memory import out_of_memory_message
 from geo4d.core.progress import Reporter
 from geo4d.core.reconstruction import (
     ReconstructionSettings,
-    WindowPredictor,
     load_model,
     reconstruct,
     reconstruct_frames,
@@ -46,7 +46,7 @@ FAST = ReconstructionSettings(steps=1, size=(64, 64), max_points_per_frame=500)
 
 def tiny_network_file(path: Path, seed: int = 0) -> Path:
     """A random-weight tiny network in our single-file format (the format of the shipped model)."""
-    model = Geo4D.from_config(TINY, seed)
+    model = random_network(TINY, seed)
     modules = {"unet": model.unet, "vae": model.vae, "pointmap_vae": model.pointmap_vae}
     write_network_file(path, modules, model.context, TINY, torch.float32)
     return path
@@ -65,7 +65,7 @@ def network_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(network_file) -> Geo4D:
+def tiny_model(network_file) -> WindowPipeline:
     return load_model(network_file, "cpu")
 
 
@@ -139,24 +139,20 @@ def test_cancel_during_decoding_and_alignment(synthetic_clip, tiny_model):
 
 
 def test_batched_windows_equal_geo4d_predict_window(synthetic_clip, tiny_model):
-    """Two windows in one UNet batch give what Geo4D.predict_window gives for each alone."""
+    """Two windows in one UNet batch give what WindowPipeline.predict_window gives for each alone."""
     settings = ReconstructionSettings(steps=1, size=(64, 64), window_batch=2)
     clip = read_frames(synthetic_clip, size=(64, 64))
     plan = plan_windows(len(clip.frames))
-    batched, used = WindowPredictor(tiny_model, settings).predict(clip, plan, Reporter())
+    batched, used = WindowPredictor(tiny_model, settings).predict(clip.frames, clip.fps, plan, Reporter())
     assert used == 2 and len(batched) == 2
-    options = PredictionConfig(sampler=SamplerConfig(steps=1))
-    reference = Geo4D(
-        tiny_model.config,
-        tiny_model.unet,
-        tiny_model.vae,
-        tiny_model.pointmap_vae,
-        tiny_model.context,
-        options,
-    )
     window = 1
-    alone = reference.predict_window(
-        clip.frames[plan.frame_indices[window]], clip.fps, plan.frame_indices[window], settings.seed + window
+    alone = tiny_model.predict_window(
+        clip.frames[plan.frame_indices[window]],
+        clip.fps,
+        plan.frame_indices[window],
+        settings.seed + window,
+        steps=1,
+        decode_batch=settings.decode_batch,
     )
     np.testing.assert_array_equal(batched[window].frames.numpy(), plan.frame_indices[window])
     # The UNet's float32 GroupNorm sums in a batch-dependent order; a random network amplifies those 1e-7
@@ -234,7 +230,7 @@ def test_unknown_model_and_missing_checkpoints(tmp_path, monkeypatch):
     with pytest.raises(Geo4DError, match="vae.ckpt was not found|point-map VAE .* was not found"):
         load_model(tmp_path / "model.ckpt")
     monkeypatch.setattr(
-        "geo4d.core.network.loading.TINY_WEIGHTS", tmp_path / "weights" / "geo4d-tiny.safetensors"
+        "geo4d.core.model_choice.TINY_WEIGHTS", tmp_path / "weights" / "geo4d-tiny.safetensors"
     )
     with pytest.raises(Geo4DError, match="built-in model 'tiny' is missing"):
         load_model("tiny")
@@ -308,12 +304,14 @@ def test_default_steps_are_the_networks_own(tiny_model):
     assert WindowPredictor(tiny_model, ReconstructionSettings()).steps == TINY.sampling_steps == 1
     assert WindowPredictor(tiny_model, ReconstructionSettings(steps=3)).steps == 3
     published = replace(TINY, sampling_steps=NetworkConfig.full().sampling_steps)
-    model = Geo4D(published, tiny_model.unet, tiny_model.vae, tiny_model.pointmap_vae, tiny_model.context)
+    model = WindowPipeline(
+        published, tiny_model.unet, tiny_model.vae, tiny_model.pointmap_vae, tiny_model.context
+    )
     assert WindowPredictor(model, ReconstructionSettings()).steps == 5
-    assert model.sampler.timesteps == [999, 799, 599, 399, 199]
-    # Options without a sampler keep the network's own steps too.
+    assert model.sampler(0).timesteps == [999, 799, 599, 399, 199]
+    # A pipeline's sampler for steps 0 is the network's own.
     parts = (tiny_model.unet, tiny_model.vae, tiny_model.pointmap_vae, tiny_model.context)
-    assert Geo4D(TINY, *parts, PredictionConfig(decode_batch_size=4)).sampler.timesteps == [999]
+    assert WindowPipeline(TINY, *parts).sampler(0).timesteps == [999]
 
 
 def test_model_size_comes_from_the_network():

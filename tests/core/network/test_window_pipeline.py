@@ -26,9 +26,9 @@ from geo4d.core.network.config import (
     VAEConfig,
     VisualTowerConfig,
 )
+from geo4d.core.network.loading import load_weights, random_network
 from geo4d.core.network.network_file import write_network_file
-from geo4d.core.network.sampler import SamplerConfig
-from geo4d.core.network.window_pipeline import Geo4D, PredictionConfig
+from geo4d.core.network.window_pipeline import WindowPipeline
 
 GOLDEN = Path(__file__).parents[2] / "data" / "golden"
 # Golden set A (see tests/data/golden/*.json): 4 frames, 16x16 latents, VAE downsampling 2.
@@ -44,7 +44,8 @@ GOLDEN_CONFIG = NetworkConfig(
     vae=VAEConfig(channels=32, channel_mult=(1, 2), num_res_blocks=1, adaptor_channels=32),
 )
 TINY = NetworkConfig.tiny()
-TWO_STEPS = PredictionConfig(sampler=SamplerConfig(steps=2), decode_batch_size=16)
+TWO_STEPS = {"steps": 2, "decode_batch": 16}
+CPU = torch.device("cpu")
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -59,7 +60,7 @@ def golden_weights(component: str, prefix: str) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def golden_run() -> tuple[Geo4D, dict[str, torch.Tensor]]:
+def golden_run() -> tuple[WindowPipeline, dict[str, torch.Tensor]]:
     """The golden UNet and VAE through our loader; the golden run decodes point maps with the same VAE."""
     model_state = golden_weights("unet", "model.diffusion_model.") | golden_weights(
         "vae", "first_stage_model."
@@ -73,7 +74,7 @@ def golden_run() -> tuple[Geo4D, dict[str, torch.Tensor]]:
         modules = {part: build_part(part, GOLDEN_CONFIG) for part in tensors}
     fill_modules(modules, tensors, GOLDEN_CONFIG, "golden")
     ddim = load_file(GOLDEN / "ddim.safetensors")
-    model = Geo4D(
+    model = WindowPipeline(
         GOLDEN_CONFIG, modules["unet"], modules["vae"], modules["pointmap_vae"], ddim["intermediate.context"]
     )
     return model, ddim
@@ -83,12 +84,12 @@ def golden_run() -> tuple[Geo4D, dict[str, torch.Tensor]]:
 def test_whole_ddim_run_matches_the_authors(golden_run):
     model, ddim = golden_run
     images = ddim["input.videos"][0].permute(1, 0, 2, 3)  # [T, 3, H, W] in [-1, 1]
-    c_concat = model.encode_frames(images, ddim["input.posterior_noise"][:, 0])
+    c_concat = model.encode_frames(images, ddim["input.posterior_noise"][:, 0], 8)
     torch.testing.assert_close(c_concat, ddim["intermediate.c_concat"], rtol=0, atol=2e-5)
-    latents = model.denoise(c_concat, ddim["input.fs"].item(), ddim["input.x_T"])
+    latents = model.denoise(c_concat, ddim["input.fs"].item(), ddim["input.x_T"], model.sampler(0))
     torch.testing.assert_close(latents, ddim["output.final_latent"], rtol=0, atol=5e-5)
 
-    decoded = model.decode_latents(ddim["output.final_latent"])
+    decoded = model.decode_latents(ddim["output.final_latent"], 8)
     expected = ddim["output.decoded"][0]  # [11, T, H, W]: xyz, raw sigma, ray dir, ray moment, disparity
     ours = torch.cat(
         [
@@ -107,7 +108,7 @@ def test_posterior_mean_option(golden_run):
     model, ddim = golden_run
     images = ddim["input.videos"][0].permute(1, 0, 2, 3)
     mean = ddim["intermediate.posterior_mean"] * TINY.vae.scale_factor
-    torch.testing.assert_close(model.encode_frames(images, None), mean, rtol=0, atol=2e-5)
+    torch.testing.assert_close(model.encode_frames(images, None, 8), mean, rtol=0, atol=2e-5)
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +120,9 @@ def tiny_parts() -> dict[str, torch.nn.Module]:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tiny_parts) -> Geo4D:
+def tiny_model(tiny_parts) -> WindowPipeline:
     context = constant_context(tiny_parts["text"], tiny_parts["visual"], tiny_parts["resampler"])
-    return Geo4D(TINY, tiny_parts["unet"], tiny_parts["vae"], tiny_parts["pointmap_vae"], context, TWO_STEPS)
+    return WindowPipeline(TINY, tiny_parts["unet"], tiny_parts["vae"], tiny_parts["pointmap_vae"], context)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def frames() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def prediction(tiny_model, frames):
-    return tiny_model.predict_window(frames, fps=24, frame_indices=np.arange(8, 24), seed=5)
+    return tiny_model.predict_window(frames, fps=24, frame_indices=np.arange(8, 24), seed=5, **TWO_STEPS)
 
 
 def assert_same_prediction(first, second, atol: float = 0.0) -> None:
@@ -151,27 +152,31 @@ def test_window_prediction_shapes(prediction):
 
 
 def test_window_prediction_is_seeded(tiny_model, frames, prediction):
-    again = tiny_model.predict_window(frames, fps=24, frame_indices=np.arange(8, 24), seed=5)
+    again = tiny_model.predict_window(frames, fps=24, frame_indices=np.arange(8, 24), seed=5, **TWO_STEPS)
     assert_same_prediction(prediction, again)
-    other = tiny_model.predict_window(frames, fps=24, frame_indices=np.arange(8, 24), seed=6)
+    other = tiny_model.predict_window(frames, fps=24, frame_indices=np.arange(8, 24), seed=6, **TWO_STEPS)
     assert (other.point_map - prediction.point_map).abs().max() > 1e-4
 
 
 def test_saved_network_file_predicts_the_same(tmp_path, tiny_model, tiny_parts, frames, prediction):
     path = tmp_path / "tiny.safetensors"
     write_network_file(path, tiny_parts, tiny_model.context, TINY, torch.float32)
-    loaded = Geo4D.from_checkpoint(path, device="cpu", options=TWO_STEPS)
+    loaded = load_weights(path, None, CPU, torch.float32)
     assert loaded.config == TINY
-    assert_same_prediction(prediction, loaded.predict_window(frames, 24, np.arange(8, 24), seed=5), atol=1e-5)
+    assert_same_prediction(
+        prediction, loaded.predict_window(frames, 24, np.arange(8, 24), seed=5, **TWO_STEPS), atol=1e-5
+    )
 
 
 def test_published_format_files_predict_the_same(
     tmp_path, tiny_model, tiny_parts, frames, prediction, write_published_checkpoints
 ):
     model_path, vae_path = write_published_checkpoints(tmp_path, tiny_parts, TINY)
-    loaded = Geo4D.from_checkpoint(model_path, vae_path, config=TINY, device="cpu", options=TWO_STEPS)
+    loaded = load_weights(model_path, vae_path, CPU, torch.float32, TINY)
     torch.testing.assert_close(loaded.context, tiny_model.context, rtol=0, atol=0)
-    assert_same_prediction(prediction, loaded.predict_window(frames, 24, np.arange(8, 24), seed=5), atol=1e-5)
+    assert_same_prediction(
+        prediction, loaded.predict_window(frames, 24, np.arange(8, 24), seed=5, **TWO_STEPS), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize(
@@ -184,27 +189,27 @@ def test_published_format_files_predict_the_same(
 )
 def test_bad_frames_are_refused(tiny_model, shape, dtype, message):
     with pytest.raises(Geo4DError, match=message):
-        tiny_model.predict_window(np.zeros(shape, dtype=dtype), fps=24)
+        tiny_model.predict_window(np.zeros(shape, dtype=dtype), 24, None, 0, **TWO_STEPS)
 
 
-def test_prediction_config_is_validated():
-    with pytest.raises(ValueError, match="decode_batch_size"):
-        PredictionConfig(decode_batch_size=0)
+def test_decode_batch_is_validated(tiny_model, frames):
+    with pytest.raises(ValueError, match="decode_batch"):
+        tiny_model.predict_window(frames, 24, None, 0, steps=2, decode_batch=0)
 
 
 def test_confidence_is_inverse_softplus_of_the_head(tiny_model):
     latents = torch.randn(1, 16, 16, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        decoded = tiny_model.decode_latents(latents)
+        decoded = tiny_model.decode_latents(latents, 16)
     weight = 1 / F.softplus(decoded.point_uncertainty)
     assert weight.shape == (16, 64, 64) and (weight > 0).all()
 
 
 def test_full_network_window_shapes_on_meta():
     """The published network's whole window path at 512x320x16, shapes only (meta device, no memory)."""
-    options = PredictionConfig(sampler=SamplerConfig(steps=1), decode_batch_size=64)
-    model = Geo4D.from_config(NetworkConfig.full(), device="meta", options=options)
-    prediction = model.predict_window(np.zeros((16, 320, 512, 3), dtype=np.uint8), fps=30)
+    model = random_network(NetworkConfig.full(), device="meta")
+    frames = np.zeros((16, 320, 512, 3), dtype=np.uint8)
+    prediction = model.predict_window(frames, 30, None, 0, steps=1, decode_batch=64)
     assert prediction.point_map.shape == (16, 320, 512, 3) and prediction.point_map.is_meta
     assert prediction.disparity.shape == prediction.point_confidence.shape == (16, 320, 512)
 
@@ -213,13 +218,15 @@ def test_full_network_window_shapes_on_meta():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_full_window_on_cuda_in_bf16_fits_the_memory_target():
     """Random full-size weights in bf16 at 512x320x16: finite maps, seeded, peak memory under 24 GB."""
-    model = Geo4D.from_config(NetworkConfig.full(), device="cuda", dtype=torch.bfloat16)
+    model = random_network(NetworkConfig.full(), device="cuda", dtype=torch.bfloat16)
     assert model.dtype == torch.bfloat16 and model.context.dtype == torch.bfloat16
     frames = np.random.default_rng(0).integers(0, 256, size=(16, 320, 512, 3), dtype=np.uint8)
     torch.cuda.reset_peak_memory_stats()
-    first = model.predict_window(frames, fps=24, seed=3)
+    first = model.predict_window(frames, 24, None, 3, steps=0, decode_batch=8)
     assert torch.cuda.max_memory_allocated() < 24e9
     assert first.point_map.device.type == "cuda" and first.point_map.dtype == torch.float32
     assert all(torch.isfinite(m).all() for m in (first.point_map, first.disparity, first.ray_moment))
-    second = model.predict_window(frames, fps=24, seed=3)  # GPU kernels need not be bitwise repeatable
+    second = model.predict_window(
+        frames, 24, None, 3, steps=0, decode_batch=8
+    )  # GPU kernels need not be bitwise repeatable
     torch.testing.assert_close(second.point_map, first.point_map, rtol=2e-2, atol=2e-2)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from geo4d.core.model_choice import TINY_WEIGHTS
 from geo4d.core.network.config import NetworkConfig
-from geo4d.core.network.loading import TINY_WEIGHTS
 from geo4d.core.network.network_file import load_network_file
 from geo4d.core.network.vae import Geo4DVAE
 from geo4d.core.train.autoencoder import (
