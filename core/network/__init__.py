@@ -1,1 +1,1 @@
-"""The Geo4D network: UNet, resampler, CLIP towers and VAE, with their configs and checkpoint names."""
+"""The Geo4D network: its parts and configs, checkpoint I/O, loading, the sampler and the window pipeline."""

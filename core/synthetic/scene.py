@@ -303,6 +303,27 @@ def _object_positions(
     return np.array(chosen)
 
 
+def _walls(rng: np.random.Generator, room: float) -> list[Box]:
+    """0-4 textured walls, each kept with probability 0.7, on the sides of a square room of half-width `room`."""
+    walls = []
+    for side in range(4):
+        if rng.uniform() < 0.3:
+            continue
+        height = rng.uniform(1.5, 5.0)
+        along_x = side % 2 == 0
+        sign = 1.0 if side < 2 else -1.0
+        offset = np.array([sign * room, 0.0]) if along_x else np.array([0.0, sign * room])
+        extent = np.array([0.15, room + 0.15]) if along_x else np.array([room + 0.15, 0.15])
+        centre, half = np.append(offset, height / 2), np.append(extent, height / 2)
+        texture = random_texture(
+            rng, (Pattern.TILES, Pattern.STRIPES, Pattern.NOISE, Pattern.GRADIENT), (0.5, 2.0)
+        )
+        walls.append(
+            Box(half, Motion(centre, np.zeros(3), 0.0, np.zeros(3), 0.0, 0.0, 0.0, np.eye(3)), texture)
+        )
+    return walls
+
+
 def build_scene(seed: int) -> Scene:
     """The scene of a seed: a room of 0-4 walls on a textured ground, 3-6 boxes (some floating and
     tilted) and 2-4 spheres (1-3 of them moving), a camera orbiting outside the objects, and a field
@@ -314,27 +335,7 @@ def build_scene(seed: int) -> Scene:
     rng = np.random.default_rng(seed)
     room = rng.uniform(7.0, 11.0)
     ground = random_texture(rng, (Pattern.TILES, Pattern.CHECKER, Pattern.NOISE), (0.5, 2.0))
-    walls = []
-    for side in range(4):
-        if rng.uniform() < 0.3:
-            continue
-        height = rng.uniform(1.5, 5.0)
-        along_x = side % 2 == 0
-        sign = 1.0 if side < 2 else -1.0
-        centre = (
-            np.array([sign * room, 0.0, height / 2]) if along_x else np.array([0.0, sign * room, height / 2])
-        )
-        half = (
-            np.array([0.15, room + 0.15, height / 2])
-            if along_x
-            else np.array([room + 0.15, 0.15, height / 2])
-        )
-        texture = random_texture(
-            rng, (Pattern.TILES, Pattern.STRIPES, Pattern.NOISE, Pattern.GRADIENT), (0.5, 2.0)
-        )
-        walls.append(
-            Box(half, Motion(centre, np.zeros(3), 0.0, np.zeros(3), 0.0, 0.0, 0.0, np.eye(3)), texture)
-        )
+    walls = _walls(rng, room)
     box_count, sphere_count = int(rng.integers(3, 7)), int(rng.integers(2, 5))
     positions = _object_positions(rng, box_count + sphere_count)
     moving = set(rng.choice(box_count + sphere_count, size=int(rng.integers(1, 4)), replace=False).tolist())

@@ -27,7 +27,7 @@ from .autoencoder import (
     train_vae,
 )
 from .config import CACHE_NAME, DATA_DIR, LOG_NAME, SUMMARY_NAME, TRAINING_LAYOUT, WEIGHTS_NAME, TrainConfig
-from .data import WINDOW, render_scenes
+from .data import WINDOW, SceneSet, render_scenes
 from .denoiser import VIDEO_FPS, LatentSet, c_concat, encode_windows, train_unet
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,52 @@ def _sampled_pointmap_latents(model: WindowPipeline, latents: LatentSet, config:
         return sampled[0, :4].transpose(0, 1) / scale
 
     return sample
+
+
+def _trained_vae(
+    network: NetworkConfig,
+    scenes: SceneSet,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    log_path: Path,
+) -> tuple[Geo4DVAE, list[dict[str, float]], dict[str, float]]:
+    """A new VAE (torch seeded with the recipe's seed) trained on the scenes, its latents standardised;
+    with its loss history and its reconstruction errors."""
+    torch.manual_seed(config.seed)
+    vae = Geo4DVAE(network.vae, encoder=True, uncertainty=False).to(device)
+    history = train_vae(vae, scenes, config, device, reporter, log_path)
+    standardise_latents(vae, scenes, config, device)
+    errors = reconstruction_error(vae, scenes, config, device)
+    logger.info("VAE reconstruction error (L1 per modality and of RGB frames): %s", errors)
+    return vae, history, errors
+
+
+def _trained_unet(
+    network: NetworkConfig,
+    latents: LatentSet,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    log_path: Path,
+) -> tuple[UNet3D, torch.nn.Parameter, list[dict[str, float]]]:
+    """A new UNet and its learned constant context [1, tokens, context_dim], trained on the windows'
+    latents, with the loss history."""
+    unet = UNet3D(network.unet).to(device)
+    tokens = network.unet.text_tokens + network.unet.image_tokens_per_frame * WINDOW
+    context = torch.nn.Parameter(torch.randn(1, tokens, network.unet.context_dim, device=device))
+    history = train_unet(
+        unet,
+        context,
+        latents,
+        config,
+        network.vae.scale_factor,
+        network.sampling_steps,
+        device,
+        reporter,
+        log_path,
+    )
+    return unet, context, history
 
 
 def run_training(
@@ -90,30 +136,15 @@ def run_training(
     scenes = render_scenes(config, size, output / DATA_DIR / CACHE_NAME, reporter)
     lap("render")
 
-    torch.manual_seed(config.seed)
-    vae = Geo4DVAE(network.vae, encoder=True, uncertainty=False).to(torch_device)
-    histories = {"vae": train_vae(vae, scenes, config, torch_device, reporter, log_path)}
-    standardise_latents(vae, scenes, config, torch_device)
-    vae_errors = reconstruction_error(vae, scenes, config, torch_device)
-    logger.info("VAE reconstruction error (L1 per modality and of RGB frames): %s", vae_errors)
+    vae, vae_history, vae_errors = _trained_vae(network, scenes, config, torch_device, reporter, log_path)
+    histories = {"vae": vae_history}
     lap("vae")
 
     latents = encode_windows(vae, scenes, config, torch_device, reporter)
     lap("encode")
 
-    unet = UNet3D(network.unet).to(torch_device)
-    tokens = network.unet.text_tokens + network.unet.image_tokens_per_frame * WINDOW
-    context = torch.nn.Parameter(torch.randn(1, tokens, network.unet.context_dim, device=torch_device))
-    histories["unet"] = train_unet(
-        unet,
-        context,
-        latents,
-        config,
-        network.vae.scale_factor,
-        network.sampling_steps,
-        torch_device,
-        reporter,
-        log_path,
+    unet, context, histories["unet"] = _trained_unet(
+        network, latents, config, torch_device, reporter, log_path
     )
     lap("unet")
 
