@@ -203,7 +203,7 @@ class ReconstructionSettings:
             check_integer(owner, "end", self.end, self.start + 1, int(spec.high), spec.why)
 
     def check_model(self, model) -> None:
-        """The checks that need the loaded model (a Geo4D), made before any frame is decoded."""
+        """The checks that need the loaded model (a WindowPipeline), made before any frame is decoded."""
         length = model.config.unet.temporal_length
         if self.stride >= length:
             raise SettingError(

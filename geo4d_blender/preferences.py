@@ -12,8 +12,9 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from . import core
 from .core.errors import Geo4DError
+from .core.model_choice import TINY_MODEL, model_files
+from .core.model_choice import TINY_WEIGHTS as TINY_WEIGHTS  # the panel reads it from here
 from .core.settings import default_of
 from .core.worker.parent import describe_check, run_worker_job
 from .core.worker.protocol import DONE, CheckJob
@@ -22,9 +23,6 @@ from .setting_properties import setting_property
 logger = logging.getLogger(__name__)
 
 ADDON_NAME = __package__
-TINY_MODEL = "tiny"
-# The embedded model's weights, shipped inside the package (core/weights/).
-TINY_WEIGHTS = Path(core.__file__).resolve().parent / "weights" / "geo4d-tiny.safetensors"
 # Seconds Check setup waits for the worker (importing torch and loading a model).
 CHECK_TIMEOUT = 300.0
 # Tells this Blender session's unsaved files from another session's in the result cache.
@@ -154,23 +152,11 @@ def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -
     )
 
 
-def model_files(model: str) -> list[Path]:
-    """The files a model setting names: the tiny weights, or the checkpoint file(s) of "a.ckpt[,vae.ckpt]"."""
-    if model == TINY_MODEL:
-        return [TINY_WEIGHTS]
-    return [Path(part) for part in model.split(",")]
-
-
 def check_model_files(model: str) -> list[Path]:
-    """The model's files, refused before a worker is started when a checkpoint path does not exist."""
-    files = model_files(model)
-    for path in files:
-        if model != TINY_MODEL and not path.is_file():
-            raise Geo4DError(
-                f"The checkpoint {path} does not exist. Choose the model.ckpt or .safetensors file in the "
-                "add-on preferences (or use the tiny model)."
-            )
-    return files
+    """The model's files (a published model.ckpt with its vae.ckpt), refused before a worker is started when
+    one does not exist."""
+    weights, vae = model_files(model)
+    return [weights] if vae is None else [weights, vae]
 
 
 class GEO4D_OT_check_setup(bpy.types.Operator):

@@ -20,7 +20,7 @@ from .core.settings import ReconstructionSettings, default_of, spec_of
 from .core.worker.parent import WorkerProcess, WorkerStatus
 from .core.worker.protocol import CANCELLED, DETAILED_STAGES, DONE, STAGES, ReconstructJob, result_summary
 from .import_options import MAX_FRAME, ImportOptions
-from .preferences import TINY_MODEL, check_model_files, setup_choice, strip_result_folder
+from .preferences import check_model_files, setup_choice, strip_result_folder
 from .result_cache import cached_result_matches, job_fingerprint, record_job
 from .scene_builder import ImportedResult, import_result
 from .strips import StripFrames, read_strip, scene_fps
@@ -118,8 +118,6 @@ class StripJob:
         self.job = ReconstructJob(
             str(self.frames.video), str(self.folder), self.model, reconstruction
         ).to_json()
-        if self.model != TINY_MODEL and len(files) == 1 and files[0].suffix != ".safetensors":
-            files.append(files[0].with_name("vae.ckpt"))  # the published VAE the pipeline finds beside it
         self.fingerprint = job_fingerprint(self.job, files)
         self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)

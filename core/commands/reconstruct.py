@@ -152,9 +152,9 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     confidence, warnings."""
     import numpy as np
 
-    from ..align_trust import LOW_CONFIDENCE
+    from ..align.trust import LOW_CONFIDENCE
     from ..camera import lens_from_focal
-    from ..metrics import path_length
+    from ..evaluation.metrics import path_length
     from ..result import read_description
 
     description = read_description(folder)
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.checkpoint or args.model
     check_result_folder(args.output, args.video, model)  # before torch starts: a refusal is instant
-    from ..pipeline import reconstruct_to_folder
+    from ..reconstruction import reconstruct_to_folder
 
     settings = settings_from(args, OPTIONS)
     started = time.perf_counter()

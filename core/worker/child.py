@@ -1,7 +1,7 @@
 """The worker process (`python -m geo4d.core.worker`): runs one job and speaks core.worker.protocol with its parent.
 
 Anything else the libraries print goes to stderr, so stdout carries only events. Results are written
-atomically by the pipeline, so a worker killed at any moment leaves nothing behind.
+atomically by the reconstruction, so a worker killed at any moment leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def run_reconstruct(message: dict, events: EventWriter, cancelled: threading.Eve
     except ValueError as error:
         raise Geo4DError(f"Invalid reconstruction settings: {error}") from error
     check_result_folder(job.output, job.video, job.model)  # before torch and the model load
-    from ..pipeline import load_model, reconstruct_to_folder
+    from ..reconstruction import load_model, reconstruct_to_folder
 
     started = time.perf_counter()
     events.progress(ProgressEvent("load", 0, 1, 0.0, f"Loading model {job.model}"))
@@ -118,7 +118,7 @@ def run_check(message: dict, events: EventWriter, cancelled: threading.Event) ->
         report["gpu_memory_free_gb"] = round(free / 2**30, 2)
     model_name = job.model
     if model_name:
-        from ..pipeline import load_model
+        from ..reconstruction import load_model
 
         started = time.perf_counter()
         try:

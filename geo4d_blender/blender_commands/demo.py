@@ -25,7 +25,7 @@ from ..core.errors import Cancelled, Geo4DError
 from ..core.output_folder import RESULT_LAYOUT, Layout, check_output_folder, foreign_entries, write_file
 
 if TYPE_CHECKING:
-    from ..core.synthetic import SceneConfig
+    from ..core.synthetic.render import SceneConfig
 
 NAME = "demo"
 HELP = "reconstruct a held-out synthetic video with the built-in tiny model; write scene.blend and sheet.png"
@@ -90,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_video(folder: Path, config: SceneConfig) -> Path:
-    from ..core.synthetic import VIDEO_NAME, write_synthetic
+    from ..core.synthetic.render import VIDEO_NAME, write_synthetic
 
     started = time.perf_counter()
     write_synthetic(folder, config)
@@ -162,7 +162,7 @@ def render_frames(frames: list[int], folder: Path) -> list[np.ndarray]:
     through the scene camera at result frames `frames`, written to and read back from `folder`."""
     import bpy
 
-    from ..core.datasets.image_files import read_rgb
+    from ..core.evaluation.datasets.image_files import read_rgb
 
     scene = bpy.context.scene
     images = []
@@ -177,8 +177,8 @@ def render_frames(frames: list[int], folder: Path) -> list[np.ndarray]:
 def top_down(result, truth) -> np.ndarray:
     """Plot of the true (green) and recovered (orange) camera centres seen from above (world z is up),
     the recovered path mapped onto the true one by the Sim(3) fit of the pose metrics."""
-    from ..core.figures import path_plot
-    from ..core.metrics import umeyama
+    from ..core.evaluation.metrics import umeyama
+    from ..core.synthetic.figures import path_plot
 
     true_centres = truth.camera_to_world[:, :3, 3]
     scale, rotation, translation = umeyama(result.camera_to_world[:, :3, 3], true_centres)
@@ -191,7 +191,7 @@ def top_down(result, truth) -> np.ndarray:
 def make_sheet(result, truth, renders: list[np.ndarray], frames: list[int], figures) -> np.ndarray:
     """Rows of (video frame the network saw, point-cloud render), then the top-down path plot beside the
     figures against the ground truth."""
-    from ..core.figures import enlarge, sheet, text_block, with_caption
+    from ..core.synthetic.figures import enlarge, sheet, text_block, with_caption
 
     rows = [
         [
@@ -234,10 +234,10 @@ def report(figures, timings: dict[str, float], output: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.datasets.image_files import write_png
+    from ..core.evaluation.datasets.image_files import write_png
     from ..core.result import Reconstruction
-    from ..core.synthetic import SceneConfig
-    from ..core.synthetic_eval import quality_figures, truth_at_result
+    from ..core.synthetic.quality import quality_figures, truth_at_result
+    from ..core.synthetic.render import SceneConfig
     from ..core.train.config import TRAIN_SEED_LIMIT, TRAIN_SEED_START
 
     output = check_output_folder(args.output, DEMO_LAYOUT, [args.model]).resolve()
