@@ -17,9 +17,10 @@ import torch
 from einops import rearrange
 
 from ..errors import Geo4DError
-from ..limits import MAX_SEED, MAX_STEPS, check_integer
+from ..limits import MAX_SEED, check_integer
 from ..prediction import WindowPrediction
 from ..progress import Reporter
+from ..settings import MAX_STEPS
 from .config import NetworkConfig
 from .sampler import Geo4DSampler, SamplerConfig
 from .unet import UNet3D
