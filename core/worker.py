@@ -10,7 +10,11 @@ Jobs:
     {"kind": "reconstruct", "video", "output", "model", "settings": {ReconstructionSettings fields}}
         runs core.pipeline.reconstruct_to_folder; "done" carries "output" and a "summary" of the result.
     {"kind": "check", "model", "device", "precision"}
-        reports torch, CUDA, GPU memory and whether the model loads; "done" carries "report".
+        reports torch, CUDA, GPU memory and whether the model loads (its parameters and file size);
+        "done" carries "report".
+    {"kind": "convert", "model", "vae", "output", "dtype", "preset"}
+        converts the published checkpoints (convert-checkpoint); "done" carries "output", "bytes" and
+        "parameters" per part.
 Anything else the libraries print goes to stderr, so stdout carries only events. Results are written
 atomically by the pipeline, so a worker killed at any moment leaves nothing behind.
 """
@@ -32,7 +36,7 @@ from .progress import ProgressEvent
 
 logger = logging.getLogger(__name__)
 
-JOB_KINDS = ("reconstruct", "check")
+JOB_KINDS = ("reconstruct", "check", "convert")
 FINAL_EVENTS = ("done", "error", "cancelled")
 
 
@@ -148,6 +152,7 @@ def run_check(job: dict, events: EventWriter, cancelled: threading.Event) -> dic
         report["gpu_memory_free_gb"] = round(free / 2**30, 2)
     model_name = job.get("model")
     if model_name:
+        from .models import model_files
         from .pipeline import load_model
 
         started = time.perf_counter()
@@ -160,10 +165,32 @@ def run_check(job: dict, events: EventWriter, cancelled: threading.Event) -> dic
             parts = (model.unet, model.vae, model.pointmap_vae)
             report["model_parameters"] = sum(p.numel() for part in parts for p in part.parameters())
             report["model_load_seconds"] = round(time.perf_counter() - started, 3)
+            files = [path for path in model_files(model_name) if path is not None]
+            report["model_file_bytes"] = sum(path.stat().st_size for path in files)
     return {"report": report}
 
 
-RUNNERS = {"reconstruct": run_reconstruct, "check": run_check}
+def run_convert(job: dict, events: EventWriter, cancelled: threading.Event) -> dict:
+    """Convert the published model.ckpt + vae.ckpt into job["output"]; the parent kills it to cancel (the
+    file is written under a hidden name and renamed, so nothing half-written takes the output's name)."""
+    from .commands.convert_checkpoint import CONVERT_STEPS, convert
+
+    def progress(done: int, message: str) -> None:
+        if cancelled.is_set():
+            raise Cancelled()
+        events.emit("progress", stage="convert", done=done, total=CONVERT_STEPS, elapsed=0.0, message=message)
+
+    return convert(
+        job["model"],
+        job["vae"],
+        Path(job["output"]),
+        job.get("dtype", "bf16"),
+        job.get("preset", "full"),
+        progress,
+    )
+
+
+RUNNERS = {"reconstruct": run_reconstruct, "check": run_check, "convert": run_convert}
 
 
 def run_job(job: dict, events: EventWriter, cancelled: threading.Event) -> None:

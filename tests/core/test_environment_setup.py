@@ -30,6 +30,7 @@ from geo4d.core.environment_setup import (
     write_marker,
 )
 from geo4d.core.errors import Geo4DError
+from geo4d.core.worker_client import worker_launch
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 180.0
@@ -281,3 +282,15 @@ def test_the_default_packages_are_the_pinned_ones_the_tests_run(tmp_path):
     assert cuda.source.pip_arguments() == ["--extra-index-url", TORCH_INDEX.format(build="cu130")]
     assert plan_setup(tmp_path, True, machine=Machine("Darwin")).source.pip_arguments() == []
     assert sys.executable in cuda.pythons
+
+
+def test_the_worker_in_a_new_environment_sees_only_its_packages(built):
+    """A venv's python links to the interpreter it was made from (here the one running the tests, in
+    Blender Blender's own): the worker there must not get this process's packages on its path."""
+    python = current_python(built[0])
+    assert python.resolve() == Path(sys.executable).resolve()  # the same interpreter file
+    command, environment = worker_launch(str(python))
+    assert command[0] == str(python)
+    site_packages = [entry for entry in sys.path if entry.endswith("site-packages")]
+    assert not set(environment["PYTHONPATH"].split(os.pathsep)) & set(site_packages)
+    assert worker_launch(sys.executable)[1]["PYTHONPATH"].split(os.pathsep)[-1] in sys.path
