@@ -201,7 +201,8 @@ def plan_setup(
 ) -> SetupPlan:
     """The plan of a set-up into `root`: offline from `wheel_folder`, else online (refused without online_access).
 
-    index_url: "" = pip's configured index. requirements: None = the pinned worker packages.
+    index_url: "" = pip's configured index (PyPI) plus PyTorch's for the torch build that fits the machine;
+    else that index alone (a studio's mirror). requirements: None = the pinned worker packages.
     """
     requirements = requirements or pinned_requirements()
     if wheel_folder:
@@ -217,10 +218,12 @@ def plan_setup(
             "Online access is off, so nothing can be downloaded: allow it in Preferences > System > Network "
             "(Allow Online Access), or choose a 'Wheel Folder' of downloaded wheels to install offline."
         )
+    if index_url:  # a mirror of the user's own: it holds the torch build they want
+        return SetupPlan(root, PackageSource(index_url), requirements, default_pythons())
     machine = machine or detect_machine()
     torch_url = torch_index(machine, build) if any(module_name(r) == "torch" for r in requirements) else None
     cuda = torch_url is not None and "/cu" in torch_url
-    source = PackageSource(index_url, (torch_url,) if torch_url else ())
+    source = PackageSource(extra_index_urls=(torch_url,) if torch_url else ())
     space = SPACE_NEEDED["cuda" if cuda else "default"]
     return SetupPlan(root, source, requirements, default_pythons(), space, require_cuda=cuda)
 

@@ -58,7 +58,10 @@ def write_simple_index(wheels: Path, index: Path) -> Path:
         (index / project).mkdir(parents=True, exist_ok=True)
         links = []
         for wheel in files:
-            shutil.copy2(wheel, index / project / wheel.name)
+            try:
+                os.link(wheel, index / project / wheel.name)  # torch's wheel is large: link, not copy
+            except OSError:
+                shutil.copy2(wheel, index / project / wheel.name)
             digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
             links.append(f'<a href="{wheel.name}#sha256={digest}">{wheel.name}</a><br>')
         (index / project / "index.html").write_text(

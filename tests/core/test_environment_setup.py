@@ -281,6 +281,11 @@ def test_the_default_packages_are_the_pinned_ones_the_tests_run(tmp_path):
     assert cuda.requirements == pins and cuda.require_cuda
     assert cuda.source.pip_arguments() == ["--extra-index-url", TORCH_INDEX.format(build="cu130")]
     assert plan_setup(tmp_path, True, machine=Machine("Darwin")).source.pip_arguments() == []
+    mirror = plan_setup(tmp_path, True, index_url="https://mirror.example/simple", machine=Machine("Linux"))
+    assert mirror.source.pip_arguments() == [
+        "--index-url",
+        "https://mirror.example/simple",
+    ]  # no driver asked
     assert sys.executable in cuda.pythons
 
 
