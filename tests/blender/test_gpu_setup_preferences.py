@@ -19,14 +19,16 @@ import pytest
 from package_index import clear_pip_configuration, serve, write_simple_index, write_wheel
 
 from geo4d import preference_tasks
-from geo4d.core.environment_setup import SLOTS, current_python
+from geo4d.core.environment_setup import PINS_FILE, SLOTS, current_python
 from geo4d.core.model.checkpoint import INFERENCE_PARTS, build_part
 from geo4d.core.model.config import NetworkConfig
 from geo4d.operators import environment_setup
-from geo4d.operators.environment_setup import GEO4D_OT_setup_environment
+from geo4d.operators.environment_setup import GEO4D_OT_convert_checkpoint, GEO4D_OT_setup_environment
 from geo4d.preferences import ADDON_NAME, TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
+# This machine's environment, pip configuration included (the tests clear it for the set-up's own pip).
+ORIGINAL_ENVIRONMENT = dict(os.environ)
 TIMER = SimpleNamespace(type="TIMER", value="NOTHING")
 ESC = SimpleNamespace(type="ESC", value="PRESS")
 PROBE = "geo4d-probe-a==1.0"
@@ -86,7 +88,7 @@ def test_a_folder_without_wheels_is_one_line(preferences, tmp_path):
 
 @pytest.fixture
 def invoked(preferences, monkeypatch):
-    """geo4d.setup_environment invoked as from the preferences: (outcome, the operator)."""
+    """`invoke(operator class, **settings)`: the operator invoked as from the preferences; (outcome, operator)."""
     operators = []
 
     def execute_as_invoked(self, context):
@@ -94,11 +96,12 @@ def invoked(preferences, monkeypatch):
         return self.invoke(context, TIMER)
 
     monkeypatch.setattr(environment_setup, "runs_modally", lambda context: True)
-    monkeypatch.setattr(GEO4D_OT_setup_environment, "execute", execute_as_invoked)
 
-    def invoke(**settings):
-        outcome = bpy.ops.geo4d.setup_environment("INVOKE_DEFAULT", **settings)
-        return outcome, operators[0]
+    def invoke(cls, **settings):
+        monkeypatch.setattr(cls, "execute", execute_as_invoked)
+        module, name = cls.bl_idname.split(".")
+        outcome = getattr(getattr(bpy.ops, module), name)("INVOKE_DEFAULT", **settings)
+        return outcome, operators[-1]
 
     yield invoke
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -107,7 +110,7 @@ def invoked(preferences, monkeypatch):
 def test_esc_cancels_the_set_up_and_keeps_the_worker_python(invoked, preferences, wheels, tmp_path):
     preferences.worker_python = "/opt/studio/python"
     preferences.wheel_folder = str(wheels)
-    outcome, operator = invoked(packages=PROBE)
+    outcome, operator = invoked(GEO4D_OT_setup_environment, packages=PROBE)
     assert outcome == {"RUNNING_MODAL"} and TASKS == [operator._task]
     assert operator.modal(bpy.context, TIMER) == {"RUNNING_MODAL"}
     process = operator._task.run._process
@@ -150,6 +153,18 @@ def test_convert_switches_the_model_and_checks_that_it_loads(preferences, publis
     assert published[0].is_file() and published[1].is_file()  # the downloads stay
 
 
+def test_esc_cancels_a_conversion_and_keeps_the_model(invoked, preferences, published, tmp_path):
+    preferences.checkpoint = str(published[0])
+    outcome, operator = invoked(GEO4D_OT_convert_checkpoint, preset="tiny")
+    assert outcome == {"RUNNING_MODAL"}
+    process = operator._task.run.worker.process
+    assert operator.modal(bpy.context, ESC) == {"CANCELLED"}
+    assert process.poll() is not None and not TASKS
+    assert preferences.task_message == "Cancelled; the worker was stopped." and preferences.task_failed
+    assert preferences.checkpoint == str(published[0])
+    assert list((tmp_path / "user" / "models").iterdir()) == []
+
+
 def test_convert_refuses_a_model_that_is_not_a_ckpt(preferences, tmp_path):
     preferences.checkpoint = str(tmp_path / "geo4d.safetensors")
     with pytest.raises(RuntimeError, match="Choose the downloaded Geo4D model.ckpt"):
@@ -174,8 +189,10 @@ print("report", preferences.setup_report.replace(chr(10), " | "))
 """
 
 
-def run_blender(script: str, *arguments: str, user: Path, timeout: float = 600) -> dict[str, str]:
-    """Run `script` in a fresh Blender (the bpy module) with its user folder in `user`; its printed fields."""
+def run_blender(
+    script: str, *arguments: str, user: Path, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh Blender (the bpy module) with its user folder in `user`."""
     completed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *arguments],
         capture_output=True,
@@ -184,7 +201,17 @@ def run_blender(script: str, *arguments: str, user: Path, timeout: float = 600) 
         timeout=timeout,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    return completed
+
+
+def printed(completed: subprocess.CompletedProcess) -> dict[str, str]:
+    """The "name value" lines the script printed."""
     return dict(line.split(" ", 1) for line in completed.stdout.splitlines() if " " in line)
+
+
+def environment_root(user: Path) -> Path:
+    """The environment folder of the extension installed in the Blender user folder `user`."""
+    return user / "extensions" / ".user" / "user_default" / "geo4d" / "python"
 
 
 @pytest.fixture(scope="module")
@@ -202,10 +229,9 @@ def test_installed_extension_sets_up_an_environment_its_worker_runs_in(extension
     started = time.monotonic()
     user = tmp_path / "blender-user"
     with serve(write_simple_index(wheels, tmp_path / "index"), tmp_path / "server.log") as index:
-        fields = run_blender(INSTALL_AND_SET_UP, str(extension_zip), index.url, PROBE, user=user)
+        fields = printed(run_blender(INSTALL_AND_SET_UP, str(extension_zip), index.url, PROBE, user=user))
         assert "GET /geo4d-probe-a/ HTTP/1.1" in index.requests()
-    root = user / "extensions" / ".user" / "user_default" / "geo4d" / "python"
-    python = current_python(root)
+    python = current_python(environment_root(user))
     assert python is not None and python.parent.parent.name in SLOTS
     assert fields["worker_python"] == str(python)
     assert fields["message"] == f"Environment ready: {python}"
@@ -213,3 +239,53 @@ def test_installed_extension_sets_up_an_environment_its_worker_runs_in(extension
     assert fields["report"].startswith(f"Worker Python {sys.version_info.major}.{sys.version_info.minor}")
     assert f": {python} | torch cannot be imported in this Python" in fields["report"]
     print(f"installed set-up took {time.monotonic() - started:.0f} s")
+
+
+SET_UP_AND_RECONSTRUCT = (
+    INSTALL_AND_SET_UP
+    + """
+import logging
+logging.basicConfig(level=logging.INFO)
+from bl_ext.user_default.geo4d.blender_compat import top_level_strips
+
+scene = bpy.context.scene
+strip = top_level_strips(scene.sequence_editor_create()).new_movie("shot", sys.argv[4], channel=1, frame_start=5)
+scene.sequence_editor.active_strip = strip
+assert bpy.ops.geo4d.reconstruct_strip(model="tiny", steps=1, input_size=(64, 64)) == {"FINISHED"}
+print("summary", scene.geo4d.last_summary)
+"""
+)
+
+
+@pytest.mark.slow
+def test_environment_from_the_real_pinned_wheels_runs_a_reconstruction(extension_zip, tmp_path):
+    """The pinned worker packages (this machine's pip configuration downloads them, from its local mirrors)
+    served as a local index; the installed extension sets up its environment from it, then reconstructs a
+    strip with the tiny model in a worker that runs in that environment."""
+    from movie_strips import write_clip
+
+    started = time.monotonic()
+    wheels = tmp_path / "wheels"
+    download = [sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), "-r", str(PINS_FILE)]
+    subprocess.run(download, check=True, env=ORIGINAL_ENVIRONMENT, timeout=900, capture_output=True)
+    downloaded = time.monotonic()
+    video = write_clip(tmp_path / "clip", frames=16)
+    user = tmp_path / "blender-user"
+    with serve(write_simple_index(wheels, tmp_path / "index"), tmp_path / "server.log") as index:
+        completed = run_blender(
+            SET_UP_AND_RECONSTRUCT, str(extension_zip), index.url, "", str(video), user=user
+        )
+    fields = printed(completed)
+    python = current_python(environment_root(user))
+    assert fields["worker_python"] == str(python)
+    assert fields["message"] == f"Environment ready: {python} (torch 2.13.0+cpu, CPU only)"
+    assert (
+        f"Worker Python 3.11.{sys.version_info.micro}: {python} | torch 2.13.0+cpu (CPU build)"
+        in fields["report"]
+    )
+    assert "Model tiny loads: " in fields["report"]
+    assert f"Starting the Geo4D worker: {python} -m geo4d.core.worker" in completed.stderr
+    assert fields["summary"].startswith("16 frames (5-20)")
+    print(
+        f"download {downloaded - started:.0f} s, set-up and reconstruction {time.monotonic() - downloaded:.0f} s"
+    )
