@@ -21,9 +21,15 @@ from .limits import (
     check_model_size,
     check_number,
 )
-from .windows import MAX_STRIDE, STRIDE_REASON, WINDOW_LENGTH
 
 MAX_STEPS = 1000
+# Frames per window of the Geo4D network (its UNet's temporal length).
+WINDOW_LENGTH = 16
+# The aligner chains windows through the frames they share, so consecutive windows must overlap: the
+# stride stays below the window length. Every entry point (command line, Python, Blender) checks this
+# here, with the worker-side check against the loaded model (check_model).
+MAX_STRIDE = WINDOW_LENGTH - 1
+STRIDE_REASON = f" (consecutive {WINDOW_LENGTH}-frame windows must share a frame to be aligned)"
 # The kinds of setting a SettingSpec describes; each surface maps a kind to its own widget or option type.
 INTEGER, NUMBER, CHOICE, SIZE = "integer", "number", "choice", "size"
 
