@@ -33,6 +33,7 @@ from .limits import (
     check_number,
 )
 from .models import TINY_MODEL, load_model
+from .motion_masks import motion_scores
 from .out_of_memory import is_out_of_memory, out_of_memory_as_error, release_cached_memory
 from .output_folder import check_result_folder
 from .prediction import WindowPrediction
@@ -52,6 +53,8 @@ from .windows import MAX_STRIDE, STRIDE_REASON, WindowPlan, plan_windows
 logger = logging.getLogger(__name__)
 
 STAGES = ("decode", "predict", "align", "save")
+# What each frame's PLY holds: all its points, or (split) only the moving ones beside static.ply.
+POINT_MODES = ("full", "split")
 # Windows per network call when window_batch is 0 (auto) on CUDA; halved on every out-of-memory error.
 AUTO_CUDA_WINDOW_BATCH = 8
 
@@ -67,7 +70,9 @@ class ReconstructionSettings:
     (window i uses seed + i). device: auto|cpu|cuda. precision: auto|bf16|fp16|fp32 (auto = bf16 on
     CUDA where supported, else fp16; fp32 on the CPU). size: forced network input (W, H), a multiple of
     64 each; None picks by the video's aspect among the model's input sizes.
-    max_points_per_frame, min_confidence: which points the result folder's PLY files keep.
+    max_points_per_frame, min_confidence: which points the result folder's PLY files keep. points: "full"
+    (every frame's PLY holds all its points) or "split" (static.ply holds the fused static set and the
+    frames' PLYs only the moving points; docs/static-dynamic.md).
     window_batch: windows per network call (0 = auto: 1 on the CPU; on CUDA up to 8, halved whenever
     memory runs out). decode_batch: frames per VAE encode/decode call (lower it to save memory).
     """
@@ -84,6 +89,7 @@ class ReconstructionSettings:
     min_confidence: float = 0.0
     window_batch: int = 0
     decode_batch: int = 8
+    points: str = "full"
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -102,6 +108,7 @@ class ReconstructionSettings:
         check_number(owner, "min_confidence", self.min_confidence, 0.0, float("inf"), "a finite number >= 0")
         check_integer(owner, "window_batch", self.window_batch, 0, 64)
         check_integer(owner, "decode_batch", self.decode_batch, 1, 256)
+        check_choice(owner, "points", self.points, POINT_MODES)
 
     def check_model(self, model: Geo4D) -> None:
         """The checks that need the loaded model, made before any frame is decoded."""
@@ -450,6 +457,12 @@ def _reconstruct_input(
             predictions, frames, AlignConfig(), network_input.fps, _stage_progress(progress, "align"), cancel
         )
     timings["align_s"] = round(time.perf_counter() - stage_start, 3)
+    stage_start = time.perf_counter()
+    result.motion = motion_scores(
+        result.camera_to_world, result.intrinsics, result.depth, result.valid_mask()
+    )
+    warnings += result.motion.warnings
+    timings["motion_s"] = round(time.perf_counter() - stage_start, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
 
     result.source_video = network_input.source_path
@@ -498,7 +511,8 @@ def reconstruct_to_folder(
     result = reconstruct(video, model, settings, progress, cancel)
     reporter = Reporter(progress, cancel)
     reporter.report("save", 0, 1, str(output))
-    folder = result.save(output, settings.min_confidence, settings.max_points_per_frame)
+    split = settings.points == "split"
+    folder = result.save(output, settings.min_confidence, settings.max_points_per_frame, split)
     if progress is not None:
         progress(ProgressEvent("save", 1, 1, time.perf_counter() - reporter.started, str(folder)))
     return folder

@@ -36,6 +36,7 @@ OPTIONS = {
     "min_confidence": "--min-confidence",
     "window_batch": "--window-batch",
     "decode_batch": "--decode-batch",
+    "points": "--points",
 }
 
 
@@ -75,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--decode-batch", type=int, default=8, help="frames per VAE call (lower = less memory)"
+    )
+    parser.add_argument(
+        "--points",
+        choices=("full", "split"),
+        default="full",
+        help="full: every frame's PLY holds all its points (default); split: static.ply holds the fused "
+        "static set and the frames only what moves (docs/static-dynamic.md)",
     )
 
 
@@ -172,7 +180,7 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     timings = description.timings
     stage_times = [
         f"{stage} {timings[f'{stage}_s']:.1f} s"
-        for stage in ("load", "decode", "predict", "align")
+        for stage in ("load", "decode", "predict", "align", "motion")
         if f"{stage}_s" in timings
     ]
     save_seconds = bar.seconds("save")
@@ -196,6 +204,11 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
         lines.append(
             f"  confidence {min(confidence):.2f} lowest (frame {int(np.argmin(confidence))}), "
             f"{np.mean(confidence):.2f} mean; {low} frame{'s' if low != 1 else ''} under {LOW_CONFIDENCE}"
+        )
+    if description.split:
+        lines.append(
+            f"  points     split: static.ply holds {description.motion.static_points} static points; "
+            "the frames hold the moving ones"
         )
     warnings = description.warnings
     lines.append(f"  warnings   {len(warnings) or 'none'}")
@@ -237,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
         min_confidence=args.min_confidence,
         window_batch=args.window_batch,
         decode_batch=args.decode_batch,
+        points=args.points,
     )
     started = time.perf_counter()
     bar = ProgressBar()
