@@ -12,6 +12,15 @@ STORAGE_ITEMS = (
     ("STREAMED", "Streamed", "Read each frame's points from the result folder (small .blend)"),
     ("PACKED", "Packed", "Store every point inside the .blend (portable, large)"),
 )
+POINTS_ITEMS = (
+    (
+        "SPLIT",
+        "Set and Moving",
+        "A result reconstructed with split points: its static set as one object and the moving points "
+        "animated (only they are read per frame)",
+    ),
+    ("FULL", "Every Frame", "One animated cloud of every frame's points"),
+)
 MODEL_ITEMS = (
     ("TINY", "Tiny (embedded)", "The small model shipped with the add-on: fast, rough"),
     (
@@ -73,6 +82,12 @@ STORAGE = EnumProperty(
     description="How the point cloud is kept in the .blend",
     items=STORAGE_ITEMS,
     default="STREAMED",
+)
+POINTS = EnumProperty(
+    name="Points",
+    description="Reconstruct and import the static set apart from what moves, or every frame whole",
+    items=POINTS_ITEMS,
+    default="FULL",
 )
 SEED = IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
 POINT_SIZE = FloatProperty(
