@@ -114,6 +114,7 @@ class Geo4DSceneSettings(bpy.types.PropertyGroup):
     frame_last: FRAME_LAST
     points_per_frame: POINTS_PER_FRAME
     storage: STORAGE
+    points: POINTS
     seed: SEED
     last_summary: StringProperty(
         name="Last Run", description="What the last reconstruction of this scene produced"

@@ -58,6 +58,7 @@ class StripSettings:
     steps: DDIM steps per window (0 = the model's own).
     frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
     points_per_frame: most points kept per frame (0 = all). result_folder: empty = the strip's cache folder.
+    points: "FULL" (every frame whole) or "SPLIT" (reconstructed with split points, imported as Set and Moving).
     size: the network's input (W, H) in pixels, forced (multiples of 64); None = chosen by the video's aspect.
     reuse_result: import the cached result without running the worker when the same movie, model files and
         reconstruction settings made it (import-only settings such as storage may differ).
@@ -72,6 +73,7 @@ class StripSettings:
     frame_range: tuple[int, int] | None = None
     points_per_frame: int = 0
     storage: str = "STREAMED"
+    points: str = "FULL"
     seed: int = 123
     point_size: float = 1.0
     result_folder: str = ""
@@ -97,7 +99,8 @@ class StripSettings:
                 raise SettingError(owner, "frame_range", frames, "None or (first, last) timeline frames")
             for frame in frames:
                 check_integer(owner, "frame_range", frame, 0, MAX_FRAME)
-        ImportOptions(storage=self.storage, point_size=self.point_size)  # checked now, not after the run
+        # checked now, not after the run
+        ImportOptions(storage=self.storage, point_size=self.point_size, points=self.points)
         if self.size is not None:
             check_model_size(owner, "size", self.size)
         if self.timeout is not None:
@@ -140,6 +143,7 @@ class StripJob:
                 "device": settings.device or choice.device,
                 "precision": settings.precision or choice.precision,
                 "max_points_per_frame": settings.points_per_frame or None,
+                "points": settings.points.lower(),
                 "size": list(settings.size) if settings.size else None,
             },
         }
@@ -231,6 +235,7 @@ class StripJob:
             frame_start=self.frames.timeline_start,
             storage=self.settings.storage,
             point_size=self.settings.point_size,
+            points=self.settings.points,
         )
         render = scene.render
         kept = (render.fps, render.fps_base, scene.frame_start, scene.frame_end)
