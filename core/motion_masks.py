@@ -40,7 +40,7 @@ class MotionConfig:
     """
 
     offsets: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-    tolerance: float = 0.03
+    tolerance: float = 0.02
     threshold: float = 0.5
     min_neighbours: int = 2
     search_radius: int = 1
