@@ -30,10 +30,14 @@ from geo4d.core.align import align_windows
 from geo4d.core.metrics import umeyama
 from geo4d.core.motion_masks import motion_scores
 from geo4d.core.result import Reconstruction
-from geo4d.core.simulated_predictions import NOISE_FREE, PredictionNoise, simulate_window_predictions
 from geo4d.core.static_cloud import fuse_static_points
-from geo4d.core.synthetic import Renderer, SceneConfig, render_scene
-from geo4d.core.synthetic_motion import static_surface_distance
+from geo4d.core.synthetic.motion import static_surface_distance
+from geo4d.core.synthetic.render import Renderer, SceneConfig, render_scene
+from geo4d.core.synthetic.simulated_predictions import (
+    NOISE_FREE,
+    PredictionNoise,
+    simulate_window_predictions,
+)
 from geo4d.core.windows import plan_windows
 
 TEST_NOISE = PredictionNoise(point_noise=0.01, outlier_fraction=0.05, ray_angle_deg=0.5, ray_focal_spread=0.1)

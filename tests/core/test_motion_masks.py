@@ -5,7 +5,7 @@ import pytest
 
 from geo4d.core.motion_masks import MotionConfig, camera_baseline, motion_scores, nearest_surface
 from geo4d.core.result import Intrinsics
-from geo4d.core.synthetic import SceneConfig, render_scene
+from geo4d.core.synthetic.render import SceneConfig, render_scene
 
 K = Intrinsics(40.0, 40.0, 32.0, 24.0)
 FRAMES, HEIGHT, WIDTH = 24, 48, 64
