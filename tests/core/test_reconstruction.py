@@ -418,7 +418,7 @@ def test_command_line_bad_input_exits_with_a_message(tmp_path):
     with pytest.raises(Geo4DError, match="--stride = 0 .*1..15.*Change the option"):
         reconstruct_command.settings_from(args)
     args = parser.parse_args(["reconstruct", str(video), "-o", "r", "--points", "split"])
-    assert reconstruct_command.settings_from(args, points=args.points).points == "split"
+    assert reconstruct_command.settings_from(args, reconstruct_command.OPTIONS).points == "split"
     with pytest.raises(SystemExit):
         parser.parse_args(["reconstruct", str(video), "-o", "r", "--points", "half"])
 
