@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from geo4d.core.align import align_windows
-from geo4d.core.metrics import umeyama
+from geo4d.core.evaluation.metrics import umeyama
 from geo4d.core.motion_masks import motion_scores
 from geo4d.core.result import Reconstruction
 from geo4d.core.static_cloud import fuse_static_points
