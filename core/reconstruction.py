@@ -20,6 +20,7 @@ import torch
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError
 from .model_choice import TINY_MODEL
+from .motion_masks import motion_scores
 from .network.loading import load_model
 from .network.window_pipeline import WindowPipeline
 from .network.window_predictor import WindowPredictor
@@ -252,6 +253,12 @@ def _reconstruct_input(
             predictions, frames, AlignConfig(), network_input.fps, _stage_progress(progress, "align"), cancel
         )
     timings["align_s"] = round(time.perf_counter() - stage_start, 3)
+    stage_start = time.perf_counter()
+    result.motion = motion_scores(
+        result.camera_to_world, result.intrinsics, result.depth, result.valid_mask()
+    )
+    warnings += result.motion.warnings
+    timings["motion_s"] = round(time.perf_counter() - stage_start, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
 
     result.source_video = network_input.source_path
@@ -300,7 +307,8 @@ def reconstruct_to_folder(
     result = reconstruct(video, model, settings, progress, cancel)
     reporter = Reporter(progress, cancel)
     reporter.report("save", 0, 1, str(output))
-    folder = result.save(output, settings.min_confidence, settings.max_points_per_frame)
+    split = settings.points == "split"
+    folder = result.save(output, settings.min_confidence, settings.max_points_per_frame, split)
     if progress is not None:
         progress(ProgressEvent("save", 1, 1, time.perf_counter() - reporter.started, str(folder)))
     return folder

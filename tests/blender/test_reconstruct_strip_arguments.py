@@ -55,6 +55,7 @@ BAD_SETTINGS = [
     ("device", None),
     ("precision", "fp8"),
     ("storage", "LOOSE"),
+    ("points", "HALF"),
     ("size", (100, 64)),
     ("size", (64,)),
     ("size", (64, 64.0)),
