@@ -51,7 +51,7 @@ REQUIRED_ENTRIES = (
     "timings",
     "warnings",
 )
-# settings["frame_mapping"] (core.video.FrameMapping): whole-pixel sizes and crops, positive scales.
+# settings["frame_mapping"] (core.frame_size.FrameMapping): whole-pixel sizes and crops, positive scales.
 _MAPPING_SIZES = ("source_width", "source_height", "width", "height")
 _MAPPING_CROPS = ("crop_left", "crop_top")
 _MAPPING_SCALES = ("scale_x", "scale_y")
