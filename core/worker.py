@@ -7,8 +7,9 @@ Protocol (all UTF-8 JSON, one object per line):
                               "total", "elapsed", "message"} events, and one final event: {"type": "done",
                               ...}, {"type": "error", "message"} or {"type": "cancelled", "message"}.
 Jobs:
-    {"kind": "reconstruct", "video", "output", "model", "settings": {ReconstructionSettings fields}}
+    {"kind": "reconstruct", "video", "output", "model", "settings": {ReconstructionSettings fields}, "ray"}
         runs core.pipeline.reconstruct_to_folder; "done" carries "output" and a "summary" of the result.
+        With a "ray" address (optional) the windows run on that Ray cluster and this process is its driver.
     {"kind": "check", "model", "device", "precision"}
         reports torch, CUDA, GPU memory and whether the model loads; "done" carries "report".
 Anything else the libraries print goes to stderr, so stdout carries only events. Results are written
@@ -110,6 +111,14 @@ def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) 
     except (TypeError, ValueError) as error:
         raise Geo4DError(f"Invalid reconstruction settings: {error}") from error
     started = time.perf_counter()
+    if job.get("ray"):
+        from .distributed import reconstruct_to_folder_on_ray
+
+        output = reconstruct_to_folder_on_ray(
+            job["video"], Path(job["output"]), job["model"], reconstruction_settings, job["ray"],
+            progress=events.progress, cancel=cancelled.is_set,
+        )  # fmt: skip
+        return {"output": str(output), "summary": {**result_summary(output), "seconds": _since(started)}}
     events.emit(
         "progress", stage="load", done=0, total=1, elapsed=0.0, message=f"Loading model {job['model']}"
     )
@@ -124,9 +133,11 @@ def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) 
         progress=events.progress,
         cancel=cancelled.is_set,
     )
-    summary = result_summary(Path(output))
-    summary["seconds"] = round(time.perf_counter() - started, 3)
-    return {"output": str(output), "summary": summary}
+    return {"output": str(output), "summary": {**result_summary(Path(output)), "seconds": _since(started)}}
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
 
 
 def run_check(job: dict, events: EventWriter, cancelled: threading.Event) -> dict:

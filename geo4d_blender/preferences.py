@@ -50,6 +50,7 @@ class SetupChoice:
     precision: str = "auto"
     worker_python: str = ""
     cache_folder: str = ""
+    ray_address: str = ""
 
     def model(self) -> str:
         """The model the worker loads: the checkpoint (with its VAE as 'model.ckpt,vae.ckpt') or tiny."""
@@ -87,6 +88,11 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         "environment with a CUDA build of torch to use an NVIDIA GPU",
         subtype="FILE_PATH",
     )
+    ray_address: StringProperty(
+        name="Ray Address",
+        description="Run the windows on a Ray cluster's GPUs, the worker being its driver: 'auto' (the cluster "
+        "this machine belongs to), 'local', or the head's address (empty: this machine only; needs geo4d[ray])",
+    )
     cache_folder: StringProperty(
         name="Result Cache",
         description="Where reconstructions are kept so that re-opening and re-importing are instant "
@@ -107,6 +113,7 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         column.prop(self, "device")
         column.prop(self, "precision")
         column.prop(self, "worker_python")
+        column.prop(self, "ray_address")
         layout.prop(self, "cache_folder")
         row = layout.row()
         row.operator(GEO4D_OT_check_setup.bl_idname, icon="CHECKMARK")
@@ -134,6 +141,7 @@ def setup_choice(context: bpy.types.Context | None = None) -> SetupChoice:
         precision=prefs.precision,
         worker_python=bpy.path.abspath(prefs.worker_python) if prefs.worker_python else "",
         cache_folder=bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else "",
+        ray_address=prefs.ray_address.strip(),
     )
 
 

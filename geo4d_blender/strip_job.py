@@ -145,6 +145,8 @@ class StripJob:
         }
         if self.model != TINY_MODEL and len(files) == 1 and files[0].suffix != ".safetensors":
             files.append(files[0].with_name("vae.ckpt"))  # the published VAE the pipeline finds beside it
+        if choice.ray_address:  # the worker becomes the Ray driver; the result does not depend on it
+            self.job["ray"] = choice.ray_address
         self.fingerprint = job_fingerprint(self.job, files)
         self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)

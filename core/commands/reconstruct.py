@@ -49,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="result folder to write: new, empty, or an earlier result holding nothing else (replaced); "
         "see docs/output-folders.md",
     )
+    add_run_arguments(parser)
+    add_ray_arguments(parser, default=None)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of which model runs and how, shared with the batch command."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--model", default="tiny", help="a built-in model: 'tiny' (default; trained on synthetic scenes only)"
@@ -75,6 +81,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--decode-batch", type=int, default=8, help="frames per VAE call (lower = less memory)"
+    )
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--ray and --ray-actors: the windows on a Ray cluster's actors (docs/distributed.md)."""
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=default,
+        help="run the windows on Ray actors: 'auto' (the running cluster), 'local' (start one here) or a "
+        f"cluster address; needs `pip install 'geo4d[ray]'`{f' (default {default})' if default else ''}",
+    )
+    parser.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --ray: copies of the model (default: one per GPU of the cluster, else one per 4 CPUs)",
     )
 
 
@@ -227,7 +251,19 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.checkpoint or args.model
     check_result_folder(args.output, args.video, model)  # before torch starts: a refusal is instant
-    from ..pipeline import reconstruct_to_folder
+    if args.ray:
+        from functools import partial
+
+        from ..distributed import check_actor_count, reconstruct_to_folder_on_ray
+        from ..ray_actors import import_ray
+
+        import_ray()  # a missing Ray is said before any work
+        check_actor_count(args.ray_actors)
+        reconstruct_to_folder = partial(
+            reconstruct_to_folder_on_ray, address=args.ray, actors=args.ray_actors
+        )
+    else:
+        from ..pipeline import reconstruct_to_folder
 
     settings = settings_from(
         args,
