@@ -151,9 +151,12 @@ class RayJob:
         self._report(
             "load", 0, count, f"loading {self.model} on {count} Ray actor{'s' if count != 1 else ''}"
         )
-        self.facts = self._get(self.created[0].load.remote())
-        for actor in self.created[1:]:
-            self._get(actor.load.remote())
+        loads = [actor.load.remote() for actor in self.created]
+        while len(self.ray.wait(loads, num_returns=len(loads), timeout=POLL_SECONDS)[0]) < len(loads):
+            self._check_cancel()  # a large model takes minutes to load
+        self.facts = self._get(loads[0])
+        for ref in loads[1:]:
+            self._get(ref)
         self.actors = list(self.created)
         self.calls = {actor: 0 for actor in self.actors}
         self._report("load", count, count, f"{count} actors on {self.facts.device}")
