@@ -71,4 +71,9 @@ def _blend_strips(path: Path) -> list[tuple[str, Path, int, int]]:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise Geo4DError(f"The movie strips of {path} could not be read: {last}")
-    return [(name, Path(video), start, end) for name, video, start, end in json.loads(done.stdout)]
+    lines = done.stdout.strip().splitlines()  # the JSON is the last line, whatever Blender printed before
+    if not lines:
+        raise Geo4DError(
+            f"Blender's Python listed no movie strips of {path}; open it in Blender to check it."
+        )
+    return [(name, Path(video), start, end) for name, video, start, end in json.loads(lines[-1])]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 import bpy
@@ -40,10 +41,11 @@ def movie_strips(path: str) -> list[list]:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    stdout = sys.stdout
-    sys.stdout = sys.stderr  # Blender's own messages stay off the JSON
+    result = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # Blender's own messages stay off the JSON
     strips = movie_strips(sys.argv[1])
-    stdout.write(json.dumps(strips) + "\n")
+    result.write(json.dumps(strips) + "\n")
+    result.close()
     return 0
 
 
