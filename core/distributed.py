@@ -162,11 +162,13 @@ class RayJob:
         self._report("load", count, count, f"{count} actors on {self.facts.device}")
 
     def _get(self, ref):
-        """ray.get, with an error raised inside an actor re-raised as itself (a Geo4DError keeps its message)."""
+        """ray.get, with a Geo4DError raised inside an actor re-raised as itself (its message intact)."""
         try:
             return self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as error:
-            raise error.cause if isinstance(error.cause, Exception) else error from None
+            if isinstance(error.cause, Geo4DError):
+                raise error.cause from None
+            raise
 
     def _probed(self, shots: Sequence[Shot]) -> list[_ShotRun]:
         """The shots whose video opens and whose folder may be written, each with its window estimate."""
@@ -256,6 +258,10 @@ class RayJob:
             return
         except Geo4DError as error:
             self._fail(run, str(error))
+            return
+        except self.ray.exceptions.RayTaskError as error:  # a bug, reported as the shot's failure
+            logger.error("A Ray actor failed on %s:\n%s", run.shot.name, error)
+            self._fail(run, f"The model failed unexpectedly: {type(error.cause).__name__}: {error.cause}")
             return
         if run.shot in self.outcomes:  # the shot already failed
             return

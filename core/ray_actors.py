@@ -98,10 +98,12 @@ class WindowWorker:
 
     def predict(self, frames: np.ndarray, fps: float, plan, windows: list[int]) -> tuple[list, int]:
         """The predictions (on the CPU) of `windows` of `plan` over `frames`, and the batch that fitted."""
+        from .out_of_memory import out_of_memory_as_error
         from .prediction import WindowPrediction
         from .progress import Reporter
 
         plan = replace(plan, frame_indices=plan.frame_indices.copy())  # Ray hands arrays over read-only
-        predictions, batch = self.predictor.predict(ShotFrames(frames, fps), plan, Reporter(), windows)
+        with out_of_memory_as_error("predict", self.predictor.device, self.settings.decode_batch):
+            predictions, batch = self.predictor.predict(ShotFrames(frames, fps), plan, Reporter(), windows)
         cpu = [WindowPrediction(**{k: v.cpu() for k, v in vars(p).items()}) for p in predictions]
         return cpu, batch

@@ -9,7 +9,8 @@ Protocol (all UTF-8 JSON, one object per line):
 Jobs:
     {"kind": "reconstruct", "video", "output", "model", "settings": {ReconstructionSettings fields}, "ray"}
         runs core.pipeline.reconstruct_to_folder; "done" carries "output" and a "summary" of the result.
-        With a "ray" address (optional) the windows run on that Ray cluster and this process is its driver.
+        With a "ray" address (optional) the windows run on that Ray cluster and this process is its driver;
+        "ray_actors" (optional) sets the copies of the model (default: one per GPU, else per 4 CPUs).
     {"kind": "check", "model", "device", "precision"}
         reports torch, CUDA, GPU memory and whether the model loads; "done" carries "report".
 Anything else the libraries print goes to stderr, so stdout carries only events. Results are written
@@ -116,7 +117,7 @@ def run_reconstruct(job: dict, events: EventWriter, cancelled: threading.Event) 
 
         output = reconstruct_to_folder_on_ray(
             job["video"], Path(job["output"]), job["model"], reconstruction_settings, job["ray"],
-            progress=events.progress, cancel=cancelled.is_set,
+            job.get("ray_actors"), progress=events.progress, cancel=cancelled.is_set,
         )  # fmt: skip
         return {"output": str(output), "summary": {**result_summary(output), "seconds": _since(started)}}
     events.emit(

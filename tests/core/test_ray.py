@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from geo4d.core.pipeline import ReconstructionSettings, reconstruct
 from geo4d.core.result import Reconstruction
 from geo4d.core.shots import list_shots
 from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
+from geo4d.core.worker_client import WorkerProcess
 
 ray = pytest.importorskip("ray")
 
-from geo4d.core.distributed import RayJob, Shot, reconstruct_to_folder_on_ray  # noqa: E402
+from geo4d.core.distributed import RayJob, Shot  # noqa: E402
 
 # 20 frames at stride 4: two 16-frame windows per shot; 64x64 and one DDIM step keep a window at seconds.
 FAST = ReconstructionSettings(steps=1, size=(64, 64), max_points_per_frame=200)
@@ -80,14 +82,27 @@ def batch_run(cluster, clips, tmp_path_factory):
     return job, job.run(shots), killed
 
 
-def test_a_ray_run_gives_the_local_result(cluster, clips, local_result, tmp_path):
-    folder = reconstruct_to_folder_on_ray(clips[0], tmp_path / "result", "tiny", FAST, "auto", actors=2)
-    result = Reconstruction.load(folder)
+def test_the_worker_as_ray_driver_gives_the_local_result_and_its_stages(
+    cluster, clips, local_result, tmp_path
+):
+    """The add-on's path: a worker job with a Ray address joins the running cluster and becomes its driver."""
+    settings = {"steps": 1, "size": [64, 64], "max_points_per_frame": 200}
+    job = {"kind": "reconstruct", "video": str(clips[0]), "output": str(tmp_path / "result"), "model": "tiny"}
+    worker = WorkerProcess({**job, "settings": settings, "ray": "auto", "ray_actors": 2}).start()
+    stages = []
+    deadline = time.monotonic() + 600
+    while not worker.status.finished and time.monotonic() < deadline:
+        stages += [event["stage"] for event in worker.poll() if event["type"] == "progress"]
+        time.sleep(0.1)
+    assert worker.status.state == "done", worker.status.error or worker.stderr_tail()
+    assert list(dict.fromkeys(stages)) == ["load", "decode", "predict", "align", "save"]
+    result = Reconstruction.load(worker.status.result["output"])
     np.testing.assert_allclose(result.camera_to_world, local_result.camera_to_world, atol=1e-5)
     np.testing.assert_allclose(result.depth, local_result.depth, rtol=1e-5, atol=1e-5)
-    assert result.intrinsics.fx == pytest.approx(local_result.intrinsics.fx, rel=1e-5)
+    assert result.intrinsics.fx == pytest.approx(local_result.intrinsics.fx, rel=1e-6)
     assert result.settings["windows"] == local_result.settings["windows"] == 2
     assert result.settings["ray_actors"] == 2
+    assert worker.status.result["summary"]["frames"] == 20
 
 
 def test_a_killed_actors_windows_are_retried_on_another(batch_run, local_result):
