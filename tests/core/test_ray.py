@@ -176,3 +176,24 @@ def test_shots_from_a_folder_and_a_list_file(clips, tmp_path):
     empty.mkdir()
     with pytest.raises(Geo4DError, match="names no video"):
         list_shots(empty, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("command", "options", "names"),
+    [
+        ("reconstruct", ["--ray-actors", "0"], "--ray-actors = 0 is invalid"),
+        ("batch", ["--ray-actors", "-2"], "--ray-actors = -2 is invalid"),
+        ("batch", ["--stride", "0"], "--stride = 0"),
+    ],
+)
+def test_bad_ray_options_are_refused_before_ray_starts(capsys, clips, tmp_path, command, options, names):
+    from geo4d.__main__ import COMMANDS
+    from geo4d.core.cli import main
+
+    source = clips[0] if command == "reconstruct" else clips[0].parent
+    assert (
+        main(COMMANDS, [command, str(source), "-o", str(tmp_path / "out"), "--ray", "local", *options]) == 1
+    )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and names in lines[0]
+    assert not (tmp_path / "out").exists()
