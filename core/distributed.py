@@ -336,10 +336,14 @@ class RayJob:
         run.predictions, run.frames_ref, run.network_input = {}, None, None
 
     def _fail_all(self, pending: deque, message: str) -> None:
-        for run in [*pending, *(entry[0] for entry in self.queue)]:
+        """Fail every unfinished shot: waiting, queued, or with windows still on a (dead) actor."""
+        queued = [entry[0] for entry in self.queue]
+        running = [entry[0] for entry in self.in_flight.values()]
+        for run in [*pending, *queued, *running]:
             if run.shot not in self.outcomes:
                 self._fail(run, message)
         pending.clear()
+        self.in_flight.clear()
 
 
 def check_actor_count(actors: int | None) -> None:
