@@ -2,7 +2,7 @@
 
 `python benchmarks/ray_scaling.py [--frames 36] [--size 64x64] [--cpus 2] [--model tiny]` renders a synthetic
 clip, reconstructs it in this process (the plain local run), then on a local Ray cluster of `--cpus` CPUs
-with 1 actor (all the CPUs) and with 2 actors (half each). It prints, per run, the windows, the seconds
+with 1 actor (all the CPUs) and with 2 actors (half each), then locally again. It prints, per run, the windows, the seconds
 of the predict stage (windows submitted to all in), windows per second, the wall time of the whole run
 (model loads included) and the ratio of windows per second to the local run's.
 """
@@ -69,6 +69,12 @@ def main() -> None:
                 )
         finally:
             ray.shutdown()
+        # Again at the end: on a shared machine the spread of the two local runs is the noise of the figures.
+        rows.append(
+            timed_run(
+                "local, again", lambda: reconstruct_to_folder(video, root / "local", args.model, settings)
+            )
+        )
     local = rows[0]["per_s"]
     print(f"{args.frames} frames at {args.size[0]}x{args.size[1]}, model {args.model}, {args.cpus} CPUs")
     print(
