@@ -19,9 +19,10 @@ from geo4d.core.cpu import apply_openmp_defaults
 apply_openmp_defaults()  # before torch starts: passive OpenMP waits, as the CLI does
 
 from geo4d.core.cli import size_argument  # noqa: E402
-from geo4d.core.pipeline import ReconstructionSettings, reconstruct_to_folder  # noqa: E402
+from geo4d.core.reconstruction import reconstruct_to_folder  # noqa: E402
 from geo4d.core.result import read_description  # noqa: E402
-from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic  # noqa: E402
+from geo4d.core.settings import ReconstructionSettings  # noqa: E402
+from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, write_synthetic  # noqa: E402
 
 
 def timed_run(name: str, run) -> dict:
@@ -46,7 +47,7 @@ def main() -> None:
 
     import ray
 
-    from geo4d.core.distributed import reconstruct_to_folder_on_ray
+    from geo4d.core.distributed.driver import reconstruct_to_folder_on_ray
 
     settings = ReconstructionSettings(steps=args.steps, size=args.size, max_points_per_frame=200)
     with tempfile.TemporaryDirectory() as temporary:

@@ -49,7 +49,7 @@ class Layout:
 
 def _result_marker(folder: Path) -> str | tuple[str, ...]:
     """A result's reconstruction.json must carry our format and version; a synthetic clip's result
-    (core.synthetic) also holds the video it names by a bare file name."""
+    (core.synthetic.render) also holds the video it names by a bare file name."""
     path = folder / JSON_NAME
     if not path.is_file() or path.is_symlink():
         return f"it has no {JSON_NAME} of Geo4D's"

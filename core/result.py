@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .camera import transform_points, unproject_depth
+from .camera import pixel_centre, transform_points, unproject_depth
 from .errors import Geo4DError
 from .output_folder import RESULT_LAYOUT, write_folder
 from .ply import read_points, write_points
@@ -118,7 +118,7 @@ class Reconstruction:
             keep = np.linspace(0, len(rows) - 1, max_points).round().astype(np.int64)
             rows, cols = rows[keep], cols[keep]
         depth = self.depth[index, rows, cols].astype(np.float64)
-        u, v = cols + 0.5, rows + 0.5
+        u, v = pixel_centre(cols), pixel_centre(rows)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             camera = np.stack([(u - k.cx) / k.fx * depth, (v - k.cy) / k.fy * depth, depth], axis=-1)
             world = transform_points(self.camera_to_world[index], camera).astype(np.float32)

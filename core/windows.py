@@ -12,7 +12,6 @@ from .errors import Geo4DError
 logger = logging.getLogger(__name__)
 
 WINDOW_LENGTH = 16
-DEFAULT_STRIDE = 4
 # The aligner chains windows through the frames they share, so consecutive windows must overlap: the
 # stride stays below the window length. Every entry point (command line, Python, Blender) checks this.
 MAX_STRIDE = WINDOW_LENGTH - 1
@@ -60,8 +59,15 @@ class WindowPlan:
         return seen.sum(axis=0)
 
 
-def plan_windows(num_frames: int, length: int = WINDOW_LENGTH, stride: int = DEFAULT_STRIDE) -> WindowPlan:
-    """The window plan of a clip; raises Geo4DError for an empty clip, ValueError for a bad length/stride."""
+def plan_windows(num_frames: int, length: int = WINDOW_LENGTH, stride: int | None = None) -> WindowPlan:
+    """The window plan of a clip; raises Geo4DError for an empty clip, ValueError for a bad length/stride.
+
+    stride None: the reconstruction settings' default.
+    """
+    if stride is None:
+        from .settings import default_of  # settings imports this module for the window length
+
+        stride = default_of("stride")
     if length < 1:
         raise ValueError(f"Window length {length} is invalid; it must be at least 1.")
     if not 1 <= stride <= length:

@@ -1,8 +1,8 @@
 """`python -m geo4d.blend_shots FILE.blend`: print the .blend's movie strips as JSON for the batch command.
 
-Run in a child process by core.shots (core never imports bpy): one [strip name, movie path, first movie frame,
-movie frame after the last] per movie strip of every scene, over the strip's visible frames. A strip that
-cannot be reconstructed (retimed, missing movie) is left out with a warning on stderr.
+Run in a child process by core.distributed.shots (core never imports bpy): one [strip name, movie path,
+first movie frame, movie frame after the last] per movie strip of every scene, over the strip's visible
+frames. A strip that cannot be reconstructed (retimed, missing movie) is left out with a warning on stderr.
 """
 
 from __future__ import annotations

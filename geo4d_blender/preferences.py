@@ -10,34 +10,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import StringProperty
 
-from . import core
 from .core.errors import Geo4DError
-from .core.worker_client import describe_check, run_worker_job
+from .core.model_choice import TINY_MODEL, model_files
+from .core.model_choice import TINY_WEIGHTS as TINY_WEIGHTS  # the panel reads it from here
+from .core.settings import default_of
+from .core.worker.parent import describe_check, run_worker_job
+from .core.worker.protocol import DONE, CheckJob
+from .setting_properties import setting_property
 
 logger = logging.getLogger(__name__)
 
 ADDON_NAME = __package__
-TINY_MODEL = "tiny"
-# The embedded model's weights, shipped inside the package (core/weights/).
-TINY_WEIGHTS = Path(core.__file__).resolve().parent / "weights" / "geo4d-tiny.safetensors"
 # Seconds Check setup waits for the worker (importing torch and loading a model).
 CHECK_TIMEOUT = 300.0
 # Tells this Blender session's unsaved files from another session's in the result cache.
 _SESSION = f"{os.getpid()}-{uuid.uuid4().hex}"
-
-DEVICE_ITEMS = (
-    ("auto", "Auto", "CUDA when the worker's torch has a GPU, else the CPU"),
-    ("cpu", "CPU", "Always the CPU (slow, works everywhere)"),
-    ("cuda", "CUDA", "An NVIDIA GPU; fails clearly when the worker's torch has none"),
-)
-PRECISION_ITEMS = (
-    ("auto", "Auto", "bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU"),
-    ("bf16", "bfloat16", "Half memory; needs a recent GPU"),
-    ("fp16", "float16", "Half memory on any CUDA GPU"),
-    ("fp32", "float32", "Full precision (twice the memory)"),
-)
 
 
 @dataclass(frozen=True)
@@ -46,8 +35,8 @@ class SetupChoice:
 
     checkpoint: str = ""
     vae_checkpoint: str = ""
-    device: str = "auto"
-    precision: str = "auto"
+    device: str = default_of("device")
+    precision: str = default_of("precision")
     worker_python: str = ""
     cache_folder: str = ""
     ray_address: str = ""
@@ -78,10 +67,8 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         description="The published vae.ckpt (empty: the vae.ckpt next to model.ckpt; not needed for .safetensors)",
         subtype="FILE_PATH",
     )
-    device: EnumProperty(name="Device", description="Where the network runs", items=DEVICE_ITEMS)
-    precision: EnumProperty(
-        name="Precision", description="Number format of the network on the GPU", items=PRECISION_ITEMS
-    )
+    device: setting_property("device")
+    precision: setting_property("precision")
     worker_python: StringProperty(
         name="Worker Python",
         description="The python that runs the reconstruction (empty: Blender's own). Point it at an "
@@ -173,23 +160,11 @@ def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -
     )
 
 
-def model_files(model: str) -> list[Path]:
-    """The files a model setting names: the tiny weights, or the checkpoint file(s) of "a.ckpt[,vae.ckpt]"."""
-    if model == TINY_MODEL:
-        return [TINY_WEIGHTS]
-    return [Path(part) for part in model.split(",")]
-
-
 def check_model_files(model: str) -> list[Path]:
-    """The model's files, refused before a worker is started when a checkpoint path does not exist."""
-    files = model_files(model)
-    for path in files:
-        if model != TINY_MODEL and not path.is_file():
-            raise Geo4DError(
-                f"The checkpoint {path} does not exist. Choose the model.ckpt or .safetensors file in the "
-                "add-on preferences (or use the tiny model)."
-            )
-    return files
+    """The model's files (a published model.ckpt with its vae.ckpt), refused before a worker is started when
+    one does not exist."""
+    weights, vae = model_files(model)
+    return [weights] if vae is None else [weights, vae]
 
 
 class GEO4D_OT_check_setup(bpy.types.Operator):
@@ -203,12 +178,12 @@ class GEO4D_OT_check_setup(bpy.types.Operator):
         model = choice.model()
         try:
             check_model_files(model)
-            job = {"kind": "check", "model": model, "device": choice.device, "precision": choice.precision}
-            status = run_worker_job(job, choice.worker_python or None, timeout=CHECK_TIMEOUT)
+            job = CheckJob(model, choice.device, choice.precision)
+            status = run_worker_job(job.to_json(), choice.worker_python or None, timeout=CHECK_TIMEOUT)
         except Geo4DError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        if status.state != "done":
+        if status.state != DONE:
             self.report({"ERROR"}, status.error or status.message)
             return {"CANCELLED"}
         lines = describe_check(status.result["report"])

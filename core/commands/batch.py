@@ -10,12 +10,15 @@ from ..cli import options_named
 from .reconstruct import (
     OPTIONS,
     ProgressBar,
+    add_model_arguments,
     add_ray_arguments,
-    add_run_arguments,
+    add_setting_arguments,
     settings_from,
 )
 
 NAME = "batch"
+# The reconstruct command's settings but the frame range, which each shot has its own of (a strip's, or all).
+BATCH_OPTIONS = {name: option for name, option in OPTIONS.items() if name not in ("start", "end")}
 HELP = (
     "reconstruct many videos (a folder, a list file or a .blend's movie strips) on a Ray cluster, "
     "one result folder per shot"
@@ -35,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="folder that receives one result folder per shot, named after the video (or strip)",
     )
-    add_run_arguments(parser)
+    add_model_arguments(parser)
+    add_setting_arguments(parser, BATCH_OPTIONS, {})
     add_ray_arguments(parser, default="local")
 
 
@@ -63,25 +67,19 @@ def summary_table(outcomes) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..distributed import check_actor_count, run_shots
-    from ..ray_actors import import_ray
-    from ..shots import list_shots
+    from ..distributed.actors import import_ray
+    from ..distributed.driver import check_actor_count, run_shots
+    from ..distributed.shots import list_shots
 
     import_ray()  # a missing Ray is said before any work
     check_actor_count(args.ray_actors)
     shots = list_shots(args.shots, args.output)
-    settings = settings_from(
-        args,
-        max_points_per_frame=args.max_points,
-        min_confidence=args.min_confidence,
-        window_batch=args.window_batch,
-        decode_batch=args.decode_batch,
-    )
+    settings = settings_from(args, BATCH_OPTIONS)
     args.output.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     bar = ProgressBar()
     try:
-        with options_named(OPTIONS):
+        with options_named(BATCH_OPTIONS):
             outcomes = run_shots(
                 args.ray, args.checkpoint or args.model, settings, shots, args.ray_actors, progress=bar
             )

@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..errors import Geo4DError
-    from ..geo4d_pipeline import published_context
-    from ..model.checkpoint import INFERENCE_PARTS, load_published
-    from ..model.config import NetworkConfig
-    from ..model.network_file import NETWORK_KIND, is_network_file, write_network_file
+    from ..network.checkpoint import INFERENCE_PARTS, load_published
+    from ..network.config import NetworkConfig
+    from ..network.loading import published_context
+    from ..network.network_file import NETWORK_KIND, is_network_file, write_network_file
     from ..output_folder import check_output_file
 
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}

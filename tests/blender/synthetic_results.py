@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from geo4d.core.result import Intrinsics, Reconstruction
-from geo4d.core.synthetic import SceneConfig, write_synthetic
+from geo4d.core.synthetic.render import SceneConfig, write_synthetic
 
 
 def write_result(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 from movie_strips import add_movie_strip, write_clip
 
-from geo4d.core.shots import list_shots
+from geo4d.core.distributed.shots import list_shots
 
 
 def test_a_blend_lists_its_movie_strips_as_shots(empty_scene, tmp_path):

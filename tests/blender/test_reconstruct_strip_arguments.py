@@ -15,7 +15,7 @@ import pytest
 from movie_strips import add_movie_strip, collection_names, write_clip
 
 import geo4d
-from geo4d.commands import import_result as import_command
+from geo4d.blender_commands import import_result as import_command
 from geo4d.core.cli import main
 from geo4d.core.errors import Geo4DError
 from geo4d.core.windows import MAX_STRIDE

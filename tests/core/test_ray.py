@@ -16,15 +16,17 @@ import torch
 
 from geo4d.core.commands.batch import summary_table
 from geo4d.core.errors import Cancelled, Geo4DError
-from geo4d.core.pipeline import ReconstructionSettings, reconstruct
+from geo4d.core.reconstruction import reconstruct
 from geo4d.core.result import Reconstruction
-from geo4d.core.shots import list_shots
-from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
-from geo4d.core.worker_client import WorkerProcess
+from geo4d.core.settings import ReconstructionSettings
+from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, write_synthetic
+from geo4d.core.worker.parent import WorkerProcess
+from geo4d.core.worker.protocol import ReconstructJob
 
 ray = pytest.importorskip("ray")
 
-from geo4d.core.distributed import RayJob, Shot  # noqa: E402
+from geo4d.core.distributed.driver import RayJob  # noqa: E402
+from geo4d.core.distributed.shots import Shot, list_shots  # noqa: E402
 
 # 20 frames at stride 4: two 16-frame windows per shot; 64x64 and one DDIM step keep a window at seconds.
 FAST = ReconstructionSettings(steps=1, size=(64, 64), max_points_per_frame=200)
@@ -86,9 +88,8 @@ def test_the_worker_as_ray_driver_gives_the_local_result_and_its_stages(
     cluster, clips, local_result, tmp_path
 ):
     """The add-on's path: a worker job with a Ray address joins the running cluster and becomes its driver."""
-    settings = {"steps": 1, "size": [64, 64], "max_points_per_frame": 200}
-    job = {"kind": "reconstruct", "video": str(clips[0]), "output": str(tmp_path / "result"), "model": "tiny"}
-    worker = WorkerProcess({**job, "settings": settings, "ray": "auto", "ray_actors": 2}).start()
+    job = ReconstructJob(str(clips[0]), str(tmp_path / "result"), "tiny", FAST, ray="auto", ray_actors=2)
+    worker = WorkerProcess(job.to_json()).start()
     stages = []
     deadline = time.monotonic() + 600
     while not worker.status.finished and time.monotonic() < deadline:
