@@ -1,4 +1,5 @@
-"""The add-on preferences: checkpoints, device, precision, the worker's Python, the result cache, Check setup."""
+"""The add-on preferences: checkpoints, device, precision, the worker's Python (and its set-up), the result cache,
+Check setup."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .core.errors import Geo4DError
 from .core.model_choice import TINY_MODEL, model_files
 from .core.model_choice import TINY_WEIGHTS as TINY_WEIGHTS  # the panel reads it from here
 from .core.settings import default_of
-from .core.worker.parent import describe_check, run_worker_job
+from .core.worker.parent import WorkerStatus, describe_check, run_worker_job
 from .core.worker.protocol import DONE, CheckJob
 from .setting_properties import setting_property
 
@@ -27,6 +28,13 @@ ADDON_NAME = __package__
 CHECK_TIMEOUT = 300.0
 # Tells this Blender session's unsaved files from another session's in the result cache.
 _SESSION = f"{os.getpid()}-{uuid.uuid4().hex}"
+
+TORCH_BUILD_ITEMS = (
+    ("AUTO", "Auto", "The CUDA build the NVIDIA driver runs (Linux, Windows); the default build on macOS"),
+    ("CPU", "CPU", "The CPU build, for machines without an NVIDIA GPU"),
+)
+# The long jobs started here (preference_tasks): the one running, if any; draw() shows its progress.
+TASKS: list = []
 
 
 @dataclass(frozen=True)
@@ -86,15 +94,30 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         "(empty: the add-on's own folder in Blender's user folder)",
         subtype="DIR_PATH",
     )
+    torch_build: EnumProperty(
+        name="Torch Build", description="Which torch Set Up GPU Environment installs", items=TORCH_BUILD_ITEMS
+    )
+    wheel_folder: StringProperty(
+        name="Wheel Folder",
+        description="Install offline from the wheels in this folder, downloaded on another machine "
+        "(empty: download them, which needs Allow Online Access)",
+        subtype="DIR_PATH",
+    )
     setup_report: StringProperty(
         name="Setup Report", description="What Check Setup found", options={"SKIP_SAVE"}
     )
+    task_message: StringProperty(
+        name="Last Task", description="How the last set-up or conversion ended", options={"SKIP_SAVE"}
+    )
+    task_failed: BoolProperty(name="Last Task Failed", options={"SKIP_SAVE"})
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
         column = layout.column(heading="Model")
-        column.prop(self, "checkpoint")
+        row = column.row()
+        row.prop(self, "checkpoint")
+        row.operator("geo4d.convert_checkpoint", text="Convert")
         column.prop(self, "vae_checkpoint")
         column = layout.column(heading="Compute")
         column.prop(self, "device")
@@ -102,12 +125,27 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         column.prop(self, "worker_python")
         column.prop(self, "ray_address")
         layout.prop(self, "cache_folder")
+        self.draw_environment(layout.box())
         row = layout.row()
         row.operator(GEO4D_OT_check_setup.bl_idname, icon="CHECKMARK")
         if self.setup_report:
             box = layout.box()
             for line in self.setup_report.split("\n"):
                 box.label(text=line)
+
+    def draw_environment(self, layout: bpy.types.UILayout) -> None:
+        """Set Up GPU Environment: its options, or the running task's progress and Cancel; the last outcome."""
+        layout.label(text="GPU Environment", icon="CONSOLE")
+        layout.prop(self, "torch_build")
+        layout.prop(self, "wheel_folder")
+        if TASKS:
+            row = layout.row()
+            row.progress(factor=TASKS[0].fraction, type="BAR", text=TASKS[0].stage)
+            row.operator("geo4d.cancel_preferences_task", text="Cancel", icon="CANCEL")
+        else:
+            layout.operator("geo4d.setup_environment", icon="IMPORT")
+        if self.task_message:
+            layout.label(text=self.task_message, icon="ERROR" if self.task_failed else "INFO")
 
 
 def addon_preferences(context: bpy.types.Context | None = None) -> Geo4DPreferences | None:
@@ -132,13 +170,17 @@ def setup_choice(context: bpy.types.Context | None = None) -> SetupChoice:
     )
 
 
-def cache_root(choice: SetupChoice) -> Path:
-    """The folder results go to: the preference, else the extension's user folder, else Blender's user data."""
-    if choice.cache_folder:
-        return Path(choice.cache_folder)
+def user_folder(name: str) -> Path:
+    """Our folder `name` in the extension's user folder (kept across updates of the extension), or in
+    Blender's user data when the add-on is registered directly (development)."""
     if ADDON_NAME.startswith("bl_ext."):
-        return Path(bpy.utils.extension_path_user(ADDON_NAME, path="results", create=True))
-    return Path(bpy.utils.user_resource("DATAFILES", path="geo4d/results", create=True))
+        return Path(bpy.utils.extension_path_user(ADDON_NAME, path=name, create=True))
+    return Path(bpy.utils.user_resource("DATAFILES", path=f"geo4d/{name}", create=True))
+
+
+def cache_root(choice: SetupChoice) -> Path:
+    """The folder results go to: the preference, else our user folder."""
+    return Path(choice.cache_folder) if choice.cache_folder else user_folder("results")
 
 
 def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -> Path:
@@ -167,6 +209,18 @@ def check_model_files(model: str) -> list[Path]:
     return [weights] if vae is None else [weights, vae]
 
 
+def check_job(choice: SetupChoice) -> dict:
+    """The worker job of Check Setup for the model, device and precision the preferences name."""
+    return CheckJob(choice.model(), choice.device, choice.precision).to_json()
+
+
+def check_lines(status: WorkerStatus) -> list[str]:
+    """What a finished Check Setup job found, one fact a line; Geo4DError when the worker failed."""
+    if status.state != DONE:
+        raise Geo4DError(status.error or status.message)
+    return describe_check(status.result["report"])
+
+
 class GEO4D_OT_check_setup(bpy.types.Operator):
     """Run the worker Python once and report torch, CUDA, GPU memory and whether the model loads"""
 
@@ -175,18 +229,13 @@ class GEO4D_OT_check_setup(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         choice = setup_choice(context)
-        model = choice.model()
         try:
-            check_model_files(model)
-            job = CheckJob(model, choice.device, choice.precision)
-            status = run_worker_job(job.to_json(), choice.worker_python or None, timeout=CHECK_TIMEOUT)
+            check_model_files(choice.model())
+            status = run_worker_job(check_job(choice), choice.worker_python or None, timeout=CHECK_TIMEOUT)
+            lines = check_lines(status)
         except Geo4DError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        if status.state != DONE:
-            self.report({"ERROR"}, status.error or status.message)
-            return {"CANCELLED"}
-        lines = describe_check(status.result["report"])
         prefs = addon_preferences(context)
         if prefs is not None:
             prefs.setup_report = "\n".join(lines)

@@ -21,6 +21,7 @@ from .protocol import (
     CANCEL,
     CANCELLED,
     CHECK,
+    CONVERT,
     DONE,
     ERROR,
     JOB_KINDS,
@@ -28,6 +29,7 @@ from .protocol import (
     RECONSTRUCT,
     STARTED,
     CheckJob,
+    ConvertJob,
     ReconstructJob,
     decode,
     encode,
@@ -131,6 +133,7 @@ def run_check(message: dict, events: EventWriter, cancelled: threading.Event) ->
         report["gpu_memory_free_gb"] = round(free / 2**30, 2)
     model_name = job.model
     if model_name:
+        from ..model_choice import model_files
         from ..reconstruction import load_model
 
         started = time.perf_counter()
@@ -143,10 +146,27 @@ def run_check(message: dict, events: EventWriter, cancelled: threading.Event) ->
             parts = (model.unet, model.vae, model.pointmap_vae)
             report["model_parameters"] = sum(p.numel() for part in parts for p in part.parameters())
             report["model_load_seconds"] = round(time.perf_counter() - started, 3)
+            files = [path for path in model_files(model_name) if path is not None]
+            report["model_file_bytes"] = sum(path.stat().st_size for path in files)
     return {"report": report}
 
 
-RUNNERS = {RECONSTRUCT: run_reconstruct, CHECK: run_check}
+def run_convert(message: dict, events: EventWriter, cancelled: threading.Event) -> dict:
+    """Convert the published checkpoints into job.output; the parent kills the worker to cancel (the file is
+    written under a hidden name and renamed, so nothing half-written takes the output's name)."""
+    from ..commands.convert_checkpoint import CONVERT_STEPS, convert
+
+    job = ConvertJob.from_json(message)
+
+    def progress(done: int, text: str) -> None:
+        if cancelled.is_set():
+            raise Cancelled()
+        events.emit(PROGRESS, stage=CONVERT, done=done, total=CONVERT_STEPS, elapsed=0.0, message=text)
+
+    return convert(job.model, job.vae, Path(job.output), job.dtype, job.preset, progress)
+
+
+RUNNERS = {RECONSTRUCT: run_reconstruct, CHECK: run_check, CONVERT: run_convert}
 
 
 def run_job(job: dict, events: EventWriter, cancelled: threading.Event) -> None:

@@ -82,13 +82,21 @@ def worker_launch(python: str | None = None) -> tuple[list[str], dict[str, str]]
         search_path.append(str(package_dir.parent))
         module = f"{package_dir.name}.core.worker"
     python = python or sys.executable
-    if Path(python).resolve() == Path(sys.executable).resolve():
+    if interpreter_key(python) == interpreter_key(sys.executable):
         search_path += [entry for entry in sys.path if entry and Path(entry).is_dir()]
     environment = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONIOENCODING="utf-8")
     apply_openmp_defaults(environment)
     inherited = environment.get("PYTHONPATH")
     environment["PYTHONPATH"] = os.pathsep.join(search_path + ([inherited] if inherited else []))
     return [python, "-m", module], environment
+
+
+def interpreter_key(python: str) -> Path:
+    """What tells interpreters apart: a venv's folder for a venv's python (it links to the interpreter it
+    was made from, but has its own packages), else the interpreter file with links followed."""
+    path = Path(python).absolute()
+    venv = path.parent.parent
+    return venv if (venv / "pyvenv.cfg").is_file() else path.resolve()
 
 
 def check_python(python: str) -> str:
@@ -298,8 +306,9 @@ def describe_check(report: dict) -> list[str]:
     if "model_error" in report:
         lines.append(f"Model problem: {report['model_error']}")
     elif "model" in report:
+        size = f", {report['model_file_bytes'] / 1e6:.1f} MB on disk" if "model_file_bytes" in report else ""
         lines.append(
-            f"Model {report['model']} loads: {report['model_parameters'] / 1e6:.1f} M parameters "
+            f"Model {report['model']} loads: {report['model_parameters'] / 1e6:.1f} M parameters{size} "
             f"in {report['model_load_seconds']:.1f} s"
         )
     return lines

@@ -12,7 +12,10 @@ Jobs:
     ReconstructJob: {"kind": "reconstruct", "video", "output", "model", "settings": ReconstructionSettings'
         to_json()}; "done" carries "output" and the "summary" of the result (result_summary). Optional
         "ray": a Ray cluster's address, the worker being its driver, and "ray_actors": the model's copies.
-    CheckJob: {"kind": "check", "model", "device", "precision"}; "done" carries "report".
+    CheckJob: {"kind": "check", "model", "device", "precision"}; "done" carries "report" (torch, CUDA, GPU
+        memory, whether the model loads, its parameters and file size).
+    ConvertJob: {"kind": "convert", "model", "vae", "output", "dtype", "preset"}: convert-checkpoint of the
+        published files; "done" carries "output", "bytes" and "parameters" per part.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ STARTED, PROGRESS, DONE, ERROR, CANCELLED = "started", "progress", "done", "erro
 FINAL_EVENTS = (DONE, ERROR, CANCELLED)
 # The one message parent -> worker after the job.
 CANCEL = "cancel"
-RECONSTRUCT, CHECK = "reconstruct", "check"
-JOB_KINDS = (RECONSTRUCT, CHECK)
+RECONSTRUCT, CHECK, CONVERT = "reconstruct", "check", "convert"
+JOB_KINDS = (RECONSTRUCT, CHECK, CONVERT)
 # The stages a reconstruct job reports, in order, with the words a status line shows for each.
 STAGES = {
     "load": "Loading model",
@@ -153,4 +156,35 @@ class CheckJob:
             str(job.get("model") or ""),
             job.get("device", default_of("device")),
             job.get("precision", default_of("precision")),
+        )
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    """Convert the published model.ckpt and vae.ckpt into one .safetensors file at `output`."""
+
+    model: str
+    vae: str
+    output: str
+    dtype: str = "bf16"
+    preset: str = "full"
+
+    def to_json(self) -> dict:
+        return {
+            "kind": CONVERT,
+            "model": self.model,
+            "vae": self.vae,
+            "output": self.output,
+            "dtype": self.dtype,
+            "preset": self.preset,
+        }
+
+    @classmethod
+    def from_json(cls, job: dict) -> ConvertJob:
+        return cls(
+            str(job["model"]),
+            str(job["vae"]),
+            str(job["output"]),
+            job.get("dtype", "bf16"),
+            job.get("preset", "full"),
         )
