@@ -21,6 +21,7 @@ import torch
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError
 from .model_choice import TINY_MODEL
+from .motion_masks import motion_scores
 from .network.config import NetworkConfig
 from .network.loading import load_model
 from .network.window_pipeline import WindowPipeline
@@ -306,6 +307,12 @@ def aligned_reconstruction(
             predictions, frames, AlignConfig(), network_input.fps, _stage_progress(progress, "align"), cancel
         )
     timings["align_s"] = round(time.perf_counter() - stage_start, 3)
+    stage_start = time.perf_counter()
+    result.motion = motion_scores(
+        result.camera_to_world, result.intrinsics, result.depth, result.valid_mask()
+    )
+    warnings += result.motion.warnings
+    timings["motion_s"] = round(time.perf_counter() - stage_start, 3)
     timings["total_s"] = round(time.perf_counter() - started, 3)
 
     result.source_video = network_input.source_path
@@ -350,7 +357,14 @@ def reconstruct_to_folder(
     result = reconstruct(video, model, settings, progress, cancel)
     reporter = Reporter(progress, cancel)
     reporter.report("save", 0, 1, str(output))
-    folder = result.save(output, settings.min_confidence, settings.max_points_per_frame)
+    folder = save_result(result, output, settings)
     if progress is not None:
         progress(ProgressEvent("save", 1, 1, time.perf_counter() - reporter.started, str(folder)))
     return folder
+
+
+def save_result(result: Reconstruction, output: str | Path, settings: ReconstructionSettings) -> Path:
+    """Write `result` to the folder `output` (atomically) with the settings' points: min_confidence,
+    max_points_per_frame, and a split static/moving cloud when points is "split"."""
+    split = settings.points == "split"
+    return result.save(output, settings.min_confidence, settings.max_points_per_frame, split)

@@ -21,9 +21,15 @@ from .limits import (
     check_model_size,
     check_number,
 )
-from .windows import MAX_STRIDE, STRIDE_REASON, WINDOW_LENGTH
 
 MAX_STEPS = 1000
+# Frames per window of the Geo4D network (its UNet's temporal length).
+WINDOW_LENGTH = 16
+# The aligner chains windows through the frames they share, so consecutive windows must overlap: the
+# stride stays below the window length. Every entry point (command line, Python, Blender) checks this
+# here, with the worker-side check against the loaded model (check_model).
+MAX_STRIDE = WINDOW_LENGTH - 1
+STRIDE_REASON = f" (consecutive {WINDOW_LENGTH}-frame windows must share a frame to be aligned)"
 # The kinds of setting a SettingSpec describes; each surface maps a kind to its own widget or option type.
 INTEGER, NUMBER, CHOICE, SIZE = "integer", "number", "choice", "size"
 
@@ -41,6 +47,14 @@ DEVICE_CHOICES = (
     Choice("auto", "Auto", "CUDA when the worker's torch has a GPU, else the CPU"),
     Choice("cpu", "CPU", "Always the CPU (slow, works everywhere)"),
     Choice("cuda", "CUDA", "An NVIDIA GPU; fails clearly when the worker's torch has none"),
+)
+POINT_CHOICES = (
+    Choice("full", "Every Frame", "Every frame's PLY holds all its points"),
+    Choice(
+        "split",
+        "Set and Moving",
+        "static.ply holds the fused static set and the frames only what moves (docs/static-dynamic.md)",
+    ),
 )
 PRECISION_CHOICES = (
     Choice("auto", "Auto", "bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU"),
@@ -109,7 +123,8 @@ class ReconstructionSettings:
     steps 0 runs the model's own number of DDIM steps (the result's settings["sampling_steps"] records the
     steps run); seed: window i draws its noise from seed + i; precision auto is bf16 on CUDA where supported,
     else fp16, and fp32 on the CPU. max_points_per_frame and min_confidence choose which points the result
-    folder's PLY files keep.
+    folder's PLY files keep; points "split" fuses the static set into static.ply and keeps only the moving
+    points in the frames.
     """
 
     start: int = setting(0, SettingSpec(INTEGER, "Start", "first source frame", 0, MAX_COUNT))
@@ -191,6 +206,15 @@ class ReconstructionSettings:
         8,
         SettingSpec(
             INTEGER, "Decode Batch", "frames per VAE encode/decode call (lower it to save memory)", 1, 256
+        ),
+    )
+    points: str = setting(
+        "full",
+        SettingSpec(
+            CHOICE,
+            "Points",
+            "full: every frame whole; split: one fused static cloud plus the moving points per frame",
+            choices=POINT_CHOICES,
         ),
     )
 

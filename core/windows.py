@@ -8,14 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import Geo4DError
+from .settings import WINDOW_LENGTH, default_of
 
 logger = logging.getLogger(__name__)
-
-WINDOW_LENGTH = 16
-# The aligner chains windows through the frames they share, so consecutive windows must overlap: the
-# stride stays below the window length. Every entry point (command line, Python, Blender) checks this.
-MAX_STRIDE = WINDOW_LENGTH - 1
-STRIDE_REASON = f" (consecutive {WINDOW_LENGTH}-frame windows must share a frame to be aligned)"
 
 
 @dataclass(frozen=True)
@@ -65,8 +60,6 @@ def plan_windows(num_frames: int, length: int = WINDOW_LENGTH, stride: int | Non
     stride None: the reconstruction settings' default.
     """
     if stride is None:
-        from .settings import default_of  # settings imports this module for the window length
-
         stride = default_of("stride")
     if length < 1:
         raise ValueError(f"Window length {length} is invalid; it must be at least 1.")

@@ -12,6 +12,15 @@ STORAGE_ITEMS = (
     ("STREAMED", "Streamed", "Read each frame's points from the result folder (small .blend)"),
     ("PACKED", "Packed", "Store every point inside the .blend (portable, large)"),
 )
+POINTS_ITEMS = (
+    (
+        "SPLIT",
+        "Set and Moving",
+        "Reconstruct with split points and import the static set as one object and the moving points "
+        "animated (only they are read per frame)",
+    ),
+    ("FULL", "Every Frame", "One animated cloud of every frame's points"),
+)
 MODEL_ITEMS = (
     ("TINY", "Tiny (embedded)", "The small model shipped with the add-on: fast, rough"),
     (
@@ -53,6 +62,12 @@ STORAGE = EnumProperty(
     items=STORAGE_ITEMS,
     default="STREAMED",
 )
+POINTS = EnumProperty(
+    name="Points",
+    description="The static set apart from what moves, or every frame whole",
+    items=POINTS_ITEMS,
+    default="FULL",
+)
 SEED = setting_property("seed")
 INPUT_SIZE = setting_property("size")
 POINT_SIZE = FloatProperty(
@@ -79,6 +94,7 @@ class Geo4DSceneSettings(bpy.types.PropertyGroup):
     frame_last: FRAME_LAST
     points_per_frame: POINTS_PER_FRAME
     storage: STORAGE
+    points: POINTS
     seed: SEED
     last_summary: StringProperty(
         name="Last Run", description="What the last reconstruction of this scene produced"

@@ -39,6 +39,7 @@ class StripSettings:
     frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
     points_per_frame: ReconstructionSettings.max_points_per_frame, 0 for all. result_folder: empty = the
         strip's cache folder.
+    points: "FULL" (every frame whole) or "SPLIT" (reconstructed with split points, imported as Set and Moving).
     reuse_result: import the cached result without running the worker when the same movie, model files and
         reconstruction settings made it (import-only settings such as storage may differ).
     timeout: seconds a blocking run() may take before the worker is stopped (None = no limit).
@@ -52,6 +53,7 @@ class StripSettings:
     frame_range: tuple[int, int] | None = None
     points_per_frame: int = 0
     storage: str = "STREAMED"
+    points: str = "FULL"
     seed: int = default_of("seed")
     point_size: float = 1.0
     result_folder: str = ""
@@ -77,7 +79,8 @@ class StripSettings:
                 raise SettingError(owner, "frame_range", frames, "None or (first, last) timeline frames")
             for frame in frames:
                 check_integer(owner, "frame_range", frame, 0, MAX_FRAME)
-        ImportOptions(storage=self.storage, point_size=self.point_size)  # checked now, not after the run
+        # checked now, not after the run
+        ImportOptions(storage=self.storage, point_size=self.point_size, points=self.points)
         if self.timeout is not None:
             check_number(owner, "timeout", self.timeout, 0.0, float("inf"), "None or seconds > 0", False)
         if not isinstance(self.reuse_result, bool):
@@ -114,6 +117,7 @@ class StripJob:
             precision=settings.precision or choice.precision,
             size=settings.size,
             max_points_per_frame=settings.points_per_frame or None,
+            points=settings.points.lower(),
         )
         self.job = ReconstructJob(  # with a Ray Address the worker is the driver; the result is the same
             str(self.frames.video), str(self.folder), self.model, reconstruction, ray=choice.ray_address
@@ -203,6 +207,7 @@ class StripJob:
         options = ImportOptions(
             frame_start=self.frames.timeline_start,
             storage=self.settings.storage,
+            points=self.settings.points,
             point_size=self.settings.point_size,
         )
         render = scene.render

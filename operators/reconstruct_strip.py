@@ -21,6 +21,7 @@ from ..properties import (
     FRAME_LAST,
     INPUT_SIZE,
     POINT_SIZE,
+    POINTS,
     POINTS_PER_FRAME,
     PRECISION,
     SEED,
@@ -68,6 +69,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
     frame_last: FRAME_LAST
     points_per_frame: POINTS_PER_FRAME
     storage: STORAGE
+    points: POINTS
     seed: SEED
     point_size: POINT_SIZE
     input_size: INPUT_SIZE
@@ -92,6 +94,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
             frame_range=None if self.use_strip_range else (self.frame_first, self.frame_last),
             points_per_frame=self.points_per_frame,
             storage=self.storage,
+            points=self.points,
             seed=self.seed,
             point_size=self.point_size,
             result_folder=self.result_folder,

@@ -67,6 +67,7 @@ class Geo4DMainPanel(Geo4DPanelBase):
         column.prop(settings, "steps")
         column.prop(settings, "points_per_frame")
         column.prop(settings, "storage")
+        column.prop(settings, "points")
 
         progress = context.window_manager.geo4d_progress
         if RUNNING:
@@ -110,6 +111,7 @@ class Geo4DMainPanel(Geo4DPanelBase):
         operator.frame_last = settings.frame_last
         operator.points_per_frame = settings.points_per_frame
         operator.storage = settings.storage
+        operator.points = settings.points
         operator.seed = settings.seed
 
 

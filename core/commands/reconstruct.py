@@ -36,6 +36,7 @@ OPTIONS = {
     "min_confidence": "--min-confidence",
     "window_batch": "--window-batch",
     "decode_batch": "--decode-batch",
+    "points": "--points",
 }
 
 
@@ -189,7 +190,7 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     timings = description.timings
     stage_times = [
         f"{stage} {timings[f'{stage}_s']:.1f} s"
-        for stage in ("load", "decode", "predict", "align")
+        for stage in ("load", "decode", "predict", "align", "motion")
         if f"{stage}_s" in timings
     ]
     save_seconds = bar.seconds("save")
@@ -213,6 +214,11 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
         lines.append(
             f"  confidence {min(confidence):.2f} lowest (frame {int(np.argmin(confidence))}), "
             f"{np.mean(confidence):.2f} mean; {low} frame{'s' if low != 1 else ''} under {LOW_CONFIDENCE}"
+        )
+    if description.split:
+        lines.append(
+            f"  points     split: static.ply holds {description.motion.static_points} static points; "
+            "the frames hold the moving ones"
         )
     warnings = description.warnings
     lines.append(f"  warnings   {len(warnings) or 'none'}")

@@ -269,7 +269,7 @@ class RayJob:
 
     def _finish(self, run: _ShotRun) -> None:
         """Align a shot whose windows are all in and write its result folder (atomically)."""
-        from ..reconstruction import aligned_reconstruction
+        from ..reconstruction import aligned_reconstruction, save_result
 
         run.timings["predict_s"] = round(time.perf_counter() - run.predict_started, 3)
         facts = self.facts
@@ -293,9 +293,7 @@ class RayJob:
             )  # fmt: skip
             if self.detailed:
                 self._report("save", 0, 1, str(run.shot.output))
-            folder = result.save(
-                run.shot.output, run.settings.min_confidence, run.settings.max_points_per_frame
-            )
+            folder = save_result(result, run.shot.output, run.settings)
         except Cancelled:
             raise
         except Geo4DError as error:

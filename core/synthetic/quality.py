@@ -50,6 +50,7 @@ def truth_at_result(config: SceneConfig, result: Reconstruction) -> Reconstructi
         height=round(mapping["scale_y"] * mapping["source_height"]),
         seed=config.seed,
         fps=config.fps,
+        movers=config.movers,
     )
     truth = render_scene(scaled)
     top, left = mapping["crop_top"], mapping["crop_left"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from ..progress import CancelCheck, ProgressCallback, Reporter
 from ..result import Intrinsics, Reconstruction
 from ..video import read_frames, write_video
 from .handheld import handheld_path
+from .motion import MAX_EXTRA_MOVERS, extra_movers, true_motion
 from .scene import build_scene
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ MOTIONS = ("orbit", "handheld")
 @dataclass(frozen=True)
 class SceneConfig:
     """What to render: clip length, image size (pixels), scene seed, frame rate and camera motion
-    ("orbit": a smooth orbit; "handheld": a fast walk with pans and shake, core.synthetic.handheld)."""
+    ("orbit": a smooth orbit; "handheld": a fast walk with pans and shake, core.synthetic.handheld), and
+    `movers` extra large moving spheres (core.synthetic.motion) for scenes where much of the image moves."""
 
     frames: int = 48
     width: int = 512
@@ -52,6 +54,7 @@ class SceneConfig:
     seed: int = 0
     fps: float = 24.0
     motion: str = "orbit"
+    movers: int = 0
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -70,6 +73,7 @@ class SceneConfig:
                 f"(a clip holds at most {MAX_SYNTHETIC_PIXELS:,} pixels in memory; use fewer frames or a smaller size)",
             )
         check_choice(owner, "motion", self.motion, MOTIONS)
+        check_integer(owner, "movers", self.movers, 0, MAX_EXTRA_MOVERS)
 
 
 @dataclass
@@ -87,7 +91,8 @@ class Renderer:
 
     def __init__(self, config: SceneConfig) -> None:
         self.config = config
-        self.scene = build_scene(config.seed)
+        scene = build_scene(config.seed)
+        self.scene = replace(scene, spheres=scene.spheres + extra_movers(config.seed, config.movers))
         focal = max(config.width, config.height) / 2 / math.tan(self.scene.field_of_view / 2)
         self.intrinsics = Intrinsics(focal, focal, config.width / 2, config.height / 2)
         self.times = np.arange(config.frames) / config.fps
@@ -233,17 +238,19 @@ def _hit_sphere(origins: np.ndarray, directions: np.ndarray, centre: np.ndarray,
 def render_scene(
     config: SceneConfig, progress: ProgressCallback | None = None, cancel: CancelCheck | None = None
 ) -> Reconstruction:
-    """The exact ground truth of a synthetic clip; color holds the rendered (not yet encoded) frames."""
+    """The exact ground truth of a synthetic clip; color holds the rendered (not yet encoded) frames and
+    motion the true motion masks (score 1 on the pixels of moving shapes)."""
     reporter = Reporter(progress, cancel)
     started = time.perf_counter()
     renderer = Renderer(config)
     shape = (config.frames, config.height, config.width)
     depth = np.empty(shape, dtype=np.float32)
     color = np.empty((*shape, 3), dtype=np.uint8)
+    surfaces = np.empty(shape, dtype=np.int32)
     for index in range(config.frames):
         reporter.check_cancel()
         frame = renderer.render(index)
-        depth[index], color[index] = frame.depth, frame.color
+        depth[index], color[index], surfaces[index] = frame.depth, frame.color, frame.surface
         reporter.report("render", index + 1, config.frames)
     return Reconstruction(
         camera_to_world=renderer.camera_to_world,
@@ -255,6 +262,7 @@ def render_scene(
         source_frames=np.arange(config.frames),
         settings={"synthetic": {**asdict(config), **renderer.scene.summary()}},
         timings={"render": round(time.perf_counter() - started, 3)},
+        motion=true_motion(renderer.scene, surfaces, renderer.camera_to_world, depth),
     )
 
 

@@ -28,6 +28,7 @@ def write_result(
             depth=truth.depth[:, top:, left:],
             confidence=truth.confidence[:, top:, left:],
             color=truth.color[:, top:, left:],
+            motion=dataclasses.replace(truth.motion, score=truth.motion.score[:, top:, left:]),
         )
         truth.save(folder)
     return truth

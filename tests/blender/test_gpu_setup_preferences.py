@@ -20,8 +20,8 @@ from package_index import clear_pip_configuration, serve, write_simple_index, wr
 
 from geo4d import preference_tasks
 from geo4d.core.environment_setup import PINS_FILE, SLOTS, current_python
-from geo4d.core.model.checkpoint import INFERENCE_PARTS, build_part
-from geo4d.core.model.config import NetworkConfig
+from geo4d.core.network.checkpoint import INFERENCE_PARTS, build_part
+from geo4d.core.network.config import NetworkConfig
 from geo4d.operators import environment_setup
 from geo4d.operators.environment_setup import GEO4D_OT_convert_checkpoint, GEO4D_OT_setup_environment
 from geo4d.preferences import ADDON_NAME, TASKS

@@ -94,13 +94,25 @@ def test_end_to_end_writes_a_complete_result(finished_run, synthetic_clip):
     frames = read_frames(synthetic_clip, size=(64, 64)).frames
     np.testing.assert_array_equal(result.color, frames)
     assert result.source_video == str(synthetic_clip.resolve())
-    assert set(result.timings) == {"load_s", "decode_s", "predict_s", "align_s", "total_s"}
+    assert set(result.timings) == {"load_s", "decode_s", "predict_s", "align_s", "motion_s", "total_s"}
+    assert result.motion is not None and result.motion.score.shape == result.depth.shape
+    assert not read_description(folder).split  # full frames by default
     assert all(seconds >= 0 for seconds in result.timings.values())
     settings = result.settings
     assert settings["reconstruction"]["steps"] == 1 and settings["reconstruction"]["size"] == [64, 64]
     assert settings["windows"] == 2 and settings["window_batch"] == 2 and settings["device"] == "cpu"
     assert all(len(read_frame_points(folder, i)) <= 500 for i in range(20))
     assert read_description(folder).num_frames == 20
+
+
+def test_split_points_write_the_static_cloud_and_moving_frames(synthetic_clip, tiny_model, tmp_path):
+    folder = reconstruct_to_folder(
+        synthetic_clip, tmp_path / "split", tiny_model, replace(FAST, points="split")
+    )
+    description = read_description(folder)
+    assert description.split and (folder / "static.ply").is_file()
+    moving = Reconstruction.load(folder).motion.moving()
+    assert sum(len(read_frame_points(folder, index)) for index in range(20)) <= moving.sum()
 
 
 def test_progress_events_follow_the_stages(finished_run):
@@ -405,6 +417,10 @@ def test_command_line_bad_input_exits_with_a_message(tmp_path):
     args = parser.parse_args(["reconstruct", str(video), "-o", "r", "--stride", "0"])
     with pytest.raises(Geo4DError, match="--stride = 0 .*1..15.*Change the option"):
         reconstruct_command.settings_from(args)
+    args = parser.parse_args(["reconstruct", str(video), "-o", "r", "--points", "split"])
+    assert reconstruct_command.settings_from(args, reconstruct_command.OPTIONS).points == "split"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["reconstruct", str(video), "-o", "r", "--points", "half"])
 
 
 @pytest.mark.skipif(not TINY_WEIGHTS.is_file(), reason="the trained tiny weights are not installed")

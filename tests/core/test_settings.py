@@ -16,8 +16,16 @@ from geo4d.core.errors import Geo4DError, SettingError
 from geo4d.core.limits import MAX_COUNT
 from geo4d.core.out_of_memory import out_of_memory_message
 from geo4d.core.reconstruction import ReconstructionSettings as PipelineSettings
-from geo4d.core.settings import CHOICE, INTEGER, ReconstructionSettings, default_of, spec_of
-from geo4d.core.windows import MAX_STRIDE, WINDOW_LENGTH, plan_windows
+from geo4d.core.settings import (
+    CHOICE,
+    INTEGER,
+    MAX_STRIDE,
+    WINDOW_LENGTH,
+    ReconstructionSettings,
+    default_of,
+    spec_of,
+)
+from geo4d.core.windows import plan_windows
 from geo4d.core.worker.protocol import CheckJob, ReconstructJob
 
 FIELDS = [item.name for item in fields(ReconstructionSettings)]

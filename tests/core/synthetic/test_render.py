@@ -178,6 +178,7 @@ def test_write_synthetic_stores_decoded_colours_beside_the_video(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [
         "depth.npz",
         "frames",
+        "motion.npz",  # the true motion masks
         "reconstruction.json",
         "video.mp4",
     ]
