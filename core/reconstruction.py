@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -22,17 +23,19 @@ from .errors import Geo4DError
 from .frame_size import FrameMapping, choose_model_size
 from .model_choice import TINY_MODEL
 from .motion_masks import motion_scores
+from .network.config import NetworkConfig
 from .network.loading import load_model
 from .network.window_pipeline import WindowPipeline
 from .network.window_predictor import WindowPredictor
 from .out_of_memory import out_of_memory_as_error
 from .output_folder import check_result_folder
+from .prediction import WindowPrediction
 from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import Reconstruction
 from .settings import ReconstructionSettings
 from .synthetic.render import SYNTHETIC_VIDEO_COMMENT
-from .video import probe, read_frames, resize_frames
-from .windows import plan_windows
+from .video import VideoInfo, probe, read_frames, resize_frames
+from .windows import WindowPlan, plan_windows
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +96,25 @@ def reconstruct(
     info = probe(video)  # an unreadable video is refused before the model loads
     model, model_name, timings = _loaded_model(model, settings)
     stage_start = time.perf_counter()
-    size = choose_model_size(info.width, info.height, settings.size, sizes=model.config.input_sizes)
+    network_input = decode_video(video, info, model.config.input_sizes, settings, progress, cancel)
+    timings["decode_s"] = round(time.perf_counter() - stage_start, 3)
+    return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
+
+
+def decode_video(
+    video: Path,
+    info: VideoInfo,
+    input_sizes: Sequence[tuple[int, int]],
+    settings: ReconstructionSettings,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> _NetworkInput:
+    """Frames [start, end) of `video` (probed as `info`) at the network size chosen among `input_sizes`."""
+    size = choose_model_size(info.width, info.height, settings.size, sizes=input_sizes)
     with out_of_memory_as_error("decode", torch.device("cpu")):
         clip = read_frames(
             video, settings.start, settings.end, size, _stage_progress(progress, "decode"), cancel
         )
-    timings["decode_s"] = round(time.perf_counter() - stage_start, 3)
     source = {
         "width": info.width,
         "height": info.height,
@@ -106,7 +122,7 @@ def reconstruct(
         "fps": info.fps,
         **clip.timing_record(),
     }
-    network_input = _NetworkInput(
+    return _NetworkInput(
         clip.frames,
         clip.fps,
         clip.source_frames,
@@ -116,7 +132,6 @@ def reconstruct(
         clip.warnings,
         synthetic=info.comment == SYNTHETIC_VIDEO_COMMENT,
     )
-    return _reconstruct_input(network_input, model, model_name, settings, timings, started, progress, cancel)
 
 
 def reconstruct_frames(
@@ -207,43 +222,81 @@ def _reconstruct_input(
     cancel: CancelCheck | None,
 ) -> Reconstruction:
     """The windows, predictions and alignment shared by reconstruct() and reconstruct_frames()."""
-    device = model.device
-    frames = network_input.frames
-    size = (frames.shape[2], frames.shape[1])
+    stage_start = time.perf_counter()
+    predictor = WindowPredictor(model, settings)
+    plan, warnings = plan_reconstruction(network_input, model.config, model_name, settings, predictor.steps)
+    with out_of_memory_as_error("predict", model.device, settings.decode_batch):
+        predictions, window_batch = predictor.predict(
+            network_input.frames, network_input.fps, plan, Reporter(progress, cancel)
+        )
+    timings["predict_s"] = round(time.perf_counter() - stage_start, 3)
+    run = {
+        "model": model_name,
+        "device": str(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "sampling_steps": predictor.steps,
+        "window_batch": window_batch,
+    }
+    return aligned_reconstruction(
+        network_input, predictions, plan, warnings, run, settings, timings, started, progress, cancel
+    )
+
+
+def plan_reconstruction(
+    network_input: _NetworkInput,
+    config: NetworkConfig,
+    model_name: str,
+    settings: ReconstructionSettings,
+    steps: int,
+) -> tuple[WindowPlan, list[str]]:
+    """The clip's window plan for a model of `config` sampling `steps` DDIM steps, and the warnings known
+    before any window runs (decoding's, a padded window, tiny on real footage, a foreign step count)."""
     warnings = list(network_input.warnings)
-    length = model.config.unet.temporal_length
-    plan = plan_windows(len(frames), length, settings.stride)
+    length = config.unet.temporal_length
+    plan = plan_windows(len(network_input.frames), length, settings.stride)
     if plan.padded:
         count = f"{plan.num_frames} frame{'s' if plan.num_frames != 1 else ''}"
         warnings.append(
             f"The clip has only {count}, fewer than the {length} of one Geo4D window: its last frame was "
             "repeated to fill the window. Expect weaker geometry; reconstruct a longer range if you can."
         )
-
     if model_name == TINY_MODEL and not network_input.synthetic:
         warnings.append(
             "The built-in 'tiny' model was trained on synthetic scenes only, and this footage is not one of "
             "the synth command's videos: expect cameras and depth that are badly wrong. Use the published "
             "Geo4D weights (a checkpoint) for real footage."
         )
-
-    stage_start = time.perf_counter()
-    predictor = WindowPredictor(model, settings)
-    own_steps = model.config.sampling_steps
-    if model.config.sampling_steps_only and predictor.steps != own_steps:
+    own_steps = config.sampling_steps
+    if config.sampling_steps_only and steps != own_steps:
         warnings.append(
             f"This model was trained to sample in {own_steps} DDIM step{'s' if own_steps != 1 else ''} only; "
-            f"{predictor.steps} steps ask it for predictions it never learned and make its geometry much worse. "
+            f"{steps} steps ask it for predictions it never learned and make its geometry much worse. "
             "Set steps to 0 (the model's own)."
         )
-    with out_of_memory_as_error("predict", device, settings.decode_batch):
-        predictions, window_batch = predictor.predict(
-            network_input.frames, network_input.fps, plan, Reporter(progress, cancel)
-        )
-    timings["predict_s"] = round(time.perf_counter() - stage_start, 3)
+    return plan, warnings
 
+
+def aligned_reconstruction(
+    network_input: _NetworkInput,
+    predictions: list[WindowPrediction],
+    plan: WindowPlan,
+    warnings: list[str],
+    run: dict,
+    settings: ReconstructionSettings,
+    timings: dict,
+    started: float,
+    progress: ProgressCallback | None,
+    cancel: CancelCheck | None,
+) -> Reconstruction:
+    """Align the windows' predictions (every window of `plan`, in order) into the clip's Reconstruction.
+
+    run: how the predictions were made, recorded in the result's settings (model, device, dtype,
+    sampling_steps, window_batch, ...); warnings: plan_reconstruction's, before the aligner's own.
+    """
+    frames = network_input.frames
+    size = (frames.shape[2], frames.shape[1])
     stage_start = time.perf_counter()
-    with out_of_memory_as_error("align", device):
+    with out_of_memory_as_error("align", predictions[0].point_map.device):
         result = align_windows(
             predictions, frames, AlignConfig(), network_input.fps, _stage_progress(progress, "align"), cancel
         )
@@ -260,12 +313,8 @@ def _reconstruct_input(
     result.source_frames = network_input.source_frames
     result.settings = {
         "reconstruction": {**asdict(settings), "size": list(size)},
-        "model": model_name,
-        "device": str(device),
-        "dtype": str(model.dtype).removeprefix("torch."),
+        **run,
         "windows": plan.num_windows,
-        "sampling_steps": predictor.steps,
-        "window_batch": window_batch,
         "video": network_input.source,
         "frame_mapping": asdict(network_input.mapping),
         **{key: value for key, value in result.settings.items() if key != "windows"},
@@ -302,8 +351,14 @@ def reconstruct_to_folder(
     result = reconstruct(video, model, settings, progress, cancel)
     reporter = Reporter(progress, cancel)
     reporter.report("save", 0, 1, str(output))
-    split = settings.points == "split"
-    folder = result.save(output, settings.min_confidence, settings.max_points_per_frame, split)
+    folder = save_result(result, output, settings)
     if progress is not None:
         progress(ProgressEvent("save", 1, 1, time.perf_counter() - reporter.started, str(folder)))
     return folder
+
+
+def save_result(result: Reconstruction, output: str | Path, settings: ReconstructionSettings) -> Path:
+    """Write `result` to the folder `output` (atomically) with the settings' points: min_confidence,
+    max_points_per_frame, and a split static/moving cloud when points is "split"."""
+    split = settings.points == "split"
+    return result.save(output, settings.min_confidence, settings.max_points_per_frame, split)

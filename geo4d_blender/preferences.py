@@ -47,6 +47,7 @@ class SetupChoice:
     precision: str = default_of("precision")
     worker_python: str = ""
     cache_folder: str = ""
+    ray_address: str = ""
 
     def model(self) -> str:
         """The model the worker loads: the checkpoint (with its VAE as 'model.ckpt,vae.ckpt') or tiny."""
@@ -81,6 +82,11 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         description="The python that runs the reconstruction (empty: Blender's own). Point it at an "
         "environment with a CUDA build of torch to use an NVIDIA GPU",
         subtype="FILE_PATH",
+    )
+    ray_address: StringProperty(
+        name="Ray Address",
+        description="Run the windows on a Ray cluster's GPUs, the worker being its driver: 'auto' (the cluster "
+        "this machine belongs to), 'local', or the head's address (empty: this machine only; needs geo4d[ray])",
     )
     cache_folder: StringProperty(
         name="Result Cache",
@@ -117,6 +123,7 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         column.prop(self, "device")
         column.prop(self, "precision")
         column.prop(self, "worker_python")
+        column.prop(self, "ray_address")
         layout.prop(self, "cache_folder")
         self.draw_environment(layout.box())
         row = layout.row()
@@ -159,6 +166,7 @@ def setup_choice(context: bpy.types.Context | None = None) -> SetupChoice:
         precision=prefs.precision,
         worker_python=bpy.path.abspath(prefs.worker_python) if prefs.worker_python else "",
         cache_folder=bpy.path.abspath(prefs.cache_folder) if prefs.cache_folder else "",
+        ray_address=prefs.ray_address.strip(),
     )
 
 

@@ -119,8 +119,8 @@ class StripJob:
             max_points_per_frame=settings.points_per_frame or None,
             points=settings.points.lower(),
         )
-        self.job = ReconstructJob(
-            str(self.frames.video), str(self.folder), self.model, reconstruction
+        self.job = ReconstructJob(  # with a Ray Address the worker is the driver; the result is the same
+            str(self.frames.video), str(self.folder), self.model, reconstruction, ray=choice.ray_address
         ).to_json()
         self.fingerprint = job_fingerprint(self.job, files)
         self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)

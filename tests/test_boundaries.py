@@ -30,8 +30,26 @@ def import_all(package: str, blocked: list[str], skip: str) -> int:
     return int(completed.stdout.split()[-1])
 
 
-def test_every_core_module_imports_without_blender():
-    assert import_all("geo4d.core", ["bpy", "mathutils", "bpy_extras"], skip="\0") > 5
+def test_every_core_module_imports_without_blender_or_ray():
+    assert import_all("geo4d.core", ["bpy", "mathutils", "bpy_extras", "ray"], skip="\0") > 5
+
+
+def test_only_the_distributed_package_imports_ray():
+    """Ray is the optional geo4d[ray]: core/distributed/ imports it when a run asks for it, nothing else does."""
+    importers = set()
+    paths = [
+        path
+        for folder in ("core", "geo4d_blender", "operators", "ui")
+        for path in (ROOT / folder).rglob("*.py")
+    ]
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                modules = [node.module or ""]
+            if any(module.split(".")[0] == "ray" for module in modules):
+                importers.add(str(path.relative_to(ROOT).parent))
+    assert importers == {"core/distributed"}
 
 
 @pytest.mark.parametrize("package", ["geo4d", "geo4d.operators", "geo4d.ui"])

@@ -50,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="result folder to write: new, empty, or an earlier result holding nothing else (replaced); "
         "see docs/output-folders.md",
     )
+    add_model_arguments(parser)
+    add_setting_arguments(parser, OPTIONS, {})
+    add_ray_arguments(parser, default=None)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model or --checkpoint: which model runs, shared with the batch command."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
         "--model", default="tiny", help="a built-in model: 'tiny' (default; trained on synthetic scenes only)"
@@ -59,7 +66,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights file instead: a .safetensors from convert-checkpoint, or the published model.ckpt "
         "(vae.ckpt beside it, or give 'model.ckpt,vae.ckpt')",
     )
-    add_setting_arguments(parser, OPTIONS, {})
+
+
+def add_ray_arguments(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--ray and --ray-actors: where the windows run, not what they give, so no ReconstructionSettings field
+    (docs/distributed.md)."""
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        default=default,
+        help="run the windows on Ray actors: 'auto' (the running cluster), 'local' (start one here) or a "
+        f"cluster address; needs `pip install 'geo4d[ray]'`{f' (default {default})' if default else ''}",
+    )
+    parser.add_argument(
+        "--ray-actors",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --ray: copies of the model (default: one per GPU of the cluster, else one per 4 CPUs)",
+    )
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, size_help: str) -> None:
@@ -217,7 +242,19 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.checkpoint or args.model
     check_result_folder(args.output, args.video, model)  # before torch starts: a refusal is instant
-    from ..reconstruction import reconstruct_to_folder
+    if args.ray:
+        from functools import partial
+
+        from ..distributed.actors import import_ray
+        from ..distributed.driver import check_actor_count, reconstruct_to_folder_on_ray
+
+        import_ray()  # a missing Ray is said before any work
+        check_actor_count(args.ray_actors)
+        reconstruct_to_folder = partial(
+            reconstruct_to_folder_on_ray, address=args.ray, actors=args.ray_actors
+        )
+    else:
+        from ..reconstruction import reconstruct_to_folder
 
     settings = settings_from(args, OPTIONS)
     started = time.perf_counter()

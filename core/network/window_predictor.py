@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,15 +40,22 @@ class WindowPredictor:
         return AUTO_CUDA_WINDOW_BATCH if self.device.type == "cuda" else 1
 
     def predict(
-        self, frames: np.ndarray, fps: float, plan: WindowPlan, reporter: Reporter
+        self,
+        frames: np.ndarray,
+        fps: float,
+        plan: WindowPlan,
+        reporter: Reporter,
+        wanted: Sequence[int] | None = None,
     ) -> tuple[list[WindowPrediction], int]:
-        """Every window of `plan` over the clip's frames [T, H, W, 3] uint8 at frame rate `fps`, and the
-        window batch that fitted in memory."""
-        batch = min(self.initial_batch(), plan.num_windows)
+        """The windows `wanted` of `plan` (indices into it, in that order; None: every window) over the clip's
+        frames [T, H, W, 3] uint8 at frame rate `fps`, and the window batch that fitted in memory."""
+        wanted = list(range(plan.num_windows)) if wanted is None else list(wanted)
+        total = len(wanted)
+        batch = min(self.initial_batch(), total)
         predictions: list[WindowPrediction] = []
-        reporter.report("predict", 0, plan.num_windows, f"{plan.num_windows} windows")
-        while len(predictions) < plan.num_windows:
-            windows = list(range(len(predictions), min(len(predictions) + batch, plan.num_windows)))
+        reporter.report("predict", 0, total, f"{total} windows")
+        while len(predictions) < total:
+            windows = wanted[len(predictions) : len(predictions) + batch]
             try:
                 predictions += self.predict_batch(frames, fps, plan, windows, reporter)
                 ran_out = False
@@ -60,7 +68,7 @@ class WindowPredictor:
                 batch //= 2
                 logger.warning("Out of memory with %d windows per call; retrying with %d.", 2 * batch, batch)
                 continue
-            reporter.report("predict", len(predictions), plan.num_windows, f"window {windows[-1] + 1}")
+            reporter.report("predict", len(predictions), total, f"window {windows[-1] + 1}")
         return predictions, batch
 
     def predict_batch(

@@ -85,16 +85,29 @@ def run_reconstruct(message: dict, events: EventWriter, cancelled: threading.Eve
     except ValueError as error:
         raise Geo4DError(f"Invalid reconstruction settings: {error}") from error
     check_result_folder(job.output, job.video, job.model)  # before torch and the model load
-    from ..reconstruction import load_model, reconstruct_to_folder
-
     started = time.perf_counter()
-    events.progress(ProgressEvent("load", 0, 1, 0.0, f"Loading model {job.model}"))
-    model = load_model(job.model, job.settings.device, job.settings.precision)
-    if cancelled.is_set():
-        raise Cancelled()
-    output = reconstruct_to_folder(
-        job.video, Path(job.output), model, job.settings, progress=events.progress, cancel=cancelled.is_set
-    )
+    if job.ray:  # this process is the Ray driver; the actors load the model
+        from ..distributed.driver import reconstruct_to_folder_on_ray
+
+        output = reconstruct_to_folder_on_ray(
+            job.video, Path(job.output), job.model, job.settings, job.ray, job.ray_actors,
+            progress=events.progress, cancel=cancelled.is_set,
+        )  # fmt: skip
+    else:
+        from ..reconstruction import load_model, reconstruct_to_folder
+
+        events.progress(ProgressEvent("load", 0, 1, 0.0, f"Loading model {job.model}"))
+        model = load_model(job.model, job.settings.device, job.settings.precision)
+        if cancelled.is_set():
+            raise Cancelled()
+        output = reconstruct_to_folder(
+            job.video,
+            Path(job.output),
+            model,
+            job.settings,
+            progress=events.progress,
+            cancel=cancelled.is_set,
+        )
     summary = result_summary(read_description(Path(output)))
     summary["seconds"] = round(time.perf_counter() - started, 3)
     return {"output": str(output), "summary": summary}

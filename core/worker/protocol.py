@@ -10,7 +10,8 @@ All messages are UTF-8 JSON, one object per line:
                               "message"}.
 Jobs:
     ReconstructJob: {"kind": "reconstruct", "video", "output", "model", "settings": ReconstructionSettings'
-        to_json()}; "done" carries "output" and the "summary" of the result (result_summary).
+        to_json()}; "done" carries "output" and the "summary" of the result (result_summary). Optional
+        "ray": a Ray cluster's address, the worker being its driver, and "ray_actors": the model's copies.
     CheckJob: {"kind": "check", "model", "device", "precision"}; "done" carries "report" (torch, CUDA, GPU
         memory, whether the model loads, its parameters and file size).
     ConvertJob: {"kind": "convert", "model", "vae", "output", "dtype", "preset"}: convert-checkpoint of the
@@ -96,27 +97,46 @@ def result_summary(description) -> dict:
 
 @dataclass(frozen=True)
 class ReconstructJob:
-    """Reconstruct frames of `video` with `model` (a model setting) into the result folder `output`."""
+    """Reconstruct frames of `video` with `model` (a model setting) into the result folder `output`.
+
+    ray: a Ray cluster's address ("auto", "local" or the head's; empty: this process runs the windows);
+    ray_actors: the copies of the model on it (None: one per GPU, else per 4 CPUs). Where the windows run
+    does not change the result, so neither is a setting.
+    """
 
     video: str
     output: str
     model: str
     settings: ReconstructionSettings
+    ray: str = ""
+    ray_actors: int | None = None
 
     def to_json(self) -> dict:
-        return {
+        job = {
             "kind": RECONSTRUCT,
             "video": self.video,
             "output": self.output,
             "model": self.model,
             "settings": self.settings.to_json(),
         }
+        if self.ray:
+            job["ray"] = self.ray
+        if self.ray_actors is not None:
+            job["ray_actors"] = self.ray_actors
+        return job
 
     @classmethod
     def from_json(cls, job: dict) -> ReconstructJob:
         """The job of to_json's form; KeyError for a missing entry, SettingError for a bad setting."""
         settings = ReconstructionSettings.from_json(job.get("settings", {}))
-        return cls(str(job["video"]), str(job["output"]), str(job["model"]), settings)
+        return cls(
+            str(job["video"]),
+            str(job["output"]),
+            str(job["model"]),
+            settings,
+            str(job.get("ray") or ""),
+            job.get("ray_actors"),
+        )
 
 
 @dataclass(frozen=True)
