@@ -232,16 +232,26 @@ class Geo4D:
         posterior_noise [L, 4, H/8, W/8] draws z = mean + std * noise (the released model's posterior
         sample); None uses the posterior mean. Computed in float32 from the VAE's dtype.
         """
-        latents = []
+        mean, std = self.encode_moments(images)
+        return self.sample_latents(mean, std, posterior_noise)
+
+    def encode_moments(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE posterior of each frame: [N, 3, H, W] in [-1, 1] -> (mean, std), float32
+        [N, 4, H/8, W/8] each, in calls of options.decode_batch_size frames."""
+        means, stds = [], []
         for start in range(0, images.shape[0], self.options.decode_batch_size):
-            batch = images[start : start + self.options.decode_batch_size].to(self.dtype)
-            posterior = self.vae.encode(batch)
-            z = posterior.mean.float()
-            if posterior_noise is not None:
-                noise = posterior_noise[start : start + batch.shape[0]].to(self.device)
-                z = z + posterior.std.float() * noise
-            latents.append(z)
-        return rearrange(torch.cat(latents) * self.config.vae.scale_factor, "l c h w -> 1 c l h w")
+            posterior = self.vae.encode(images[start : start + self.options.decode_batch_size].to(self.dtype))
+            means.append(posterior.mean.float())
+            stds.append(posterior.std.float())
+        return torch.cat(means), torch.cat(stds)
+
+    def sample_latents(
+        self, mean: torch.Tensor, std: torch.Tensor, posterior_noise: torch.Tensor | None
+    ) -> torch.Tensor:
+        """c_concat [1, 4, L, h, w] from posterior moments [L, 4, h, w]: scale_factor x (mean + std x
+        posterior_noise [L, 4, h, w], any device), or scale_factor x mean when posterior_noise is None."""
+        z = mean if posterior_noise is None else mean + std * posterior_noise.to(self.device)
+        return rearrange(z * self.config.vae.scale_factor, "l c h w -> 1 c l h w")
 
     def denoise(
         self,

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch import nn
 
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError, SettingError
+from .frame_posteriors import FramePosteriors
 from .geo4d_pipeline import DecodedWindow, Geo4D
 from .limits import (
     DEVICES,
@@ -148,7 +148,8 @@ class WindowPredictor:
 
     It writes out Geo4D.predict_window's steps (encode, DDIM, decode) for a batch of windows, drawing each
     window's noise exactly as predict_window does from seed + window index (so batching changes nothing),
-    and checks the cancel flag between every VAE call and every DDIM step.
+    encoding each frame once for all the windows that hold it (FramePosteriors), and checks the cancel
+    flag between every VAE call and every DDIM step.
     """
 
     def __init__(self, model: Geo4D, settings: ReconstructionSettings) -> None:
@@ -174,12 +175,13 @@ class WindowPredictor:
     ) -> tuple[list[WindowPrediction], int]:
         """Every window of `plan` over the clip's frames (its frames [T, H, W, 3] uint8 and fps), and the window batch that fitted in memory."""
         batch = min(self.initial_batch(), plan.num_windows)
+        posteriors = FramePosteriors(self.model, clip.frames, self.model.options.decode_batch_size)
         predictions: list[WindowPrediction] = []
         reporter.report("predict", 0, plan.num_windows, f"{plan.num_windows} windows")
         while len(predictions) < plan.num_windows:
             windows = list(range(len(predictions), min(len(predictions) + batch, plan.num_windows)))
             try:
-                predictions += self.predict_batch(clip, plan, windows, reporter)
+                predictions += self.predict_batch(clip, plan, windows, posteriors, reporter)
                 ran_out = False
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error) or batch == 1:
@@ -194,9 +196,15 @@ class WindowPredictor:
         return predictions, batch
 
     def predict_batch(
-        self, clip: VideoClip | _NetworkInput, plan: WindowPlan, windows: list[int], reporter: Reporter
+        self,
+        clip: VideoClip | _NetworkInput,
+        plan: WindowPlan,
+        windows: list[int],
+        posteriors: FramePosteriors,
+        reporter: Reporter,
     ) -> list[WindowPrediction]:
-        """The predictions of `windows` (indices into the plan), their UNet passes batched together."""
+        """The predictions of `windows` (indices into the plan), their UNet passes batched together; each
+        frame's VAE posterior comes from `posteriors` (the clip's frames, each encoded once)."""
         model = self.model
         total = plan.num_windows
         label = (
@@ -206,17 +214,12 @@ class WindowPredictor:
         def step(event: ProgressEvent) -> None:
             reporter.report("predict", windows[0], total, f"{label}, DDIM step {event.done}/{event.total}")
 
-        frames = torch.from_numpy(clip.frames[plan.frame_indices[windows]]).to(model.device)
-        images = (
-            rearrange(frames, "b l h w c -> b l c h w").float() / 127.5 - 1.0
-        )  # [B, L, 3, H, W] in [-1, 1]
         down = model.config.vae.downsampling
-        latent_size = (images.shape[-2] // down, images.shape[-1] // down)
+        latent_size = (clip.frames.shape[1] // down, clip.frames.shape[2] // down)
         length = plan.length
-        chunk = model.options.decode_batch_size
         initial, c_concat = [], []
         with torch.inference_mode():
-            for window, window_images in zip(windows, images, strict=True):
+            for window in windows:
                 generator = torch.Generator("cpu").manual_seed(self.settings.seed + window)
                 initial.append(
                     torch.randn(
@@ -227,12 +230,8 @@ class WindowPredictor:
                 if model.options.sample_posterior:
                     posterior_shape = (length, model.config.vae.latent_channels, *latent_size)
                     posterior = torch.randn(posterior_shape, generator=generator)
-                parts = []
-                for first in range(0, length, chunk):
-                    reporter.check_cancel()
-                    noise = None if posterior is None else posterior[first : first + chunk]
-                    parts.append(model.encode_frames(window_images[first : first + chunk], noise))
-                c_concat.append(torch.cat(parts, dim=2))  # [1, 4, L, h, w]
+                mean, std = posteriors.moments(plan.frame_indices[window], reporter)
+                c_concat.append(model.sample_latents(mean, std, posterior))  # [1, 4, L, h, w]
             latents = model.denoise(
                 torch.cat(c_concat), clip.fps, torch.cat(initial), Reporter(step, reporter.cancel)
             )
