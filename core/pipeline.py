@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .align import AlignConfig, align_windows
+from .compiled import compiled_parts
 from .errors import Geo4DError, SettingError
 from .frame_posteriors import FramePosteriors
 from .geo4d_pipeline import DecodedWindow, Geo4D
@@ -70,6 +71,7 @@ class ReconstructionSettings:
     max_points_per_frame, min_confidence: which points the result folder's PLY files keep.
     window_batch: windows per network call (0 = auto: 1 on the CPU; on CUDA up to 8, halved whenever
     memory runs out). decode_batch: frames per VAE encode/decode call (lower it to save memory).
+    compile: run the UNet and the VAEs through torch.compile (opt-in; slower first windows, see docs/speed.md).
     """
 
     start: int = 0
@@ -84,6 +86,7 @@ class ReconstructionSettings:
     min_confidence: float = 0.0
     window_batch: int = 0
     decode_batch: int = 8
+    compile: bool = False
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -102,6 +105,8 @@ class ReconstructionSettings:
         check_number(owner, "min_confidence", self.min_confidence, 0.0, float("inf"), "a finite number >= 0")
         check_integer(owner, "window_batch", self.window_batch, 0, 64)
         check_integer(owner, "decode_batch", self.decode_batch, 1, 256)
+        if not isinstance(self.compile, bool):
+            raise SettingError(owner, "compile", self.compile, "True or False")
 
     def check_model(self, model: Geo4D) -> None:
         """The checks that need the loaded model, made before any frame is decoded."""
@@ -159,8 +164,9 @@ class WindowPredictor:
             sampler=replace(model.sampler.config, steps=self.steps),
             decode_batch_size=settings.decode_batch,
         )
+        parts = (_BatchedUNet(model.unet), model.vae, model.pointmap_vae)
         self.model = Geo4D(
-            model.config, _BatchedUNet(model.unet), model.vae, model.pointmap_vae, model.context, options
+            model.config, *(compiled_parts(*parts) if settings.compile else parts), model.context, options
         )
         self.settings = settings
         self.device = model.device

@@ -36,6 +36,7 @@ OPTIONS = {
     "min_confidence": "--min-confidence",
     "window_batch": "--window-batch",
     "decode_batch": "--decode-batch",
+    "compile": "--compile",
 }
 
 
@@ -75,6 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--decode-batch", type=int, default=8, help="frames per VAE call (lower = less memory)"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the UNet and VAEs (opt-in: minutes of compiling first; see docs/speed.md)",
     )
 
 
@@ -237,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         min_confidence=args.min_confidence,
         window_batch=args.window_batch,
         decode_batch=args.decode_batch,
+        compile=args.compile,
     )
     started = time.perf_counter()
     bar = ProgressBar()
