@@ -234,7 +234,7 @@ def run_check(dry_run: bool) -> dict:
         "device": str(device),
         "device_name": device_name,
         "torch": torch.__version__,
-        "network": check.preset,
+        "preset": check.preset,
         "size": list(check.size),
         "dtype": str(check.dtype).removeprefix("torch."),
         "errors": {},

@@ -31,7 +31,7 @@ def report(tmp_path_factory) -> dict:
 
 def test_dry_run_report_has_every_part(report):
     assert report["dry_run"] is True and report["device"] == "cpu" and report["errors"] == {}
-    assert (report["network"], report["size"], report["dtype"]) == ("tiny", [128, 64], "float32")
+    assert (report["preset"], report["size"], report["dtype"]) == ("tiny", [128, 64], "float32")
     tests = report["gpu_tests"]
     assert tests["returncode"] == 0 and tests["failures"] == tests["errors"] == 0
     assert "tests/core/test_geo4d_pipeline.py" in tests["files"] and tests["tests"] >= 2
