@@ -13,7 +13,7 @@ BLENDER_TESTS := tests/blender tests/test_build.py
 
 .PHONY: test lint format demo bench extension clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt core/worker_requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .

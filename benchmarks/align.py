@@ -10,7 +10,7 @@ this process on the same inputs):
 - case (a), 24 frames at 32x48 (3 windows), and case (b), 120 frames at 320x512 with stride 4 (27
   windows), each aligner in a fresh process of its own so that its peak memory is its own;
   `--case long` aligns 1,000 frames at 32x48 (247 windows).
-Predictions are simulated from synthetic ground truth (core.simulated_predictions).
+Predictions are simulated from synthetic ground truth (core.synthetic.simulated_predictions).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from geo4d.core.align import align_windows
-from geo4d.core.metrics import camera_metrics, depth_metrics, rotation_angle_deg
-from geo4d.core.simulated_predictions import PredictionNoise, simulate_window_predictions
-from geo4d.core.synthetic import SceneConfig, render_scene
+from geo4d.core.evaluation.metrics import camera_metrics, depth_metrics, rotation_angle_deg
+from geo4d.core.synthetic.render import SceneConfig, render_scene
+from geo4d.core.synthetic.simulated_predictions import PredictionNoise, simulate_window_predictions
 from geo4d.core.windows import plan_windows
 
 # The aligner before per-window ray-focal errors, ray moments and handheld motion were handled.

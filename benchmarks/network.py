@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from geo4d.core.geo4d_pipeline import Geo4D, PredictionConfig
-from geo4d.core.model.clip import ImageEmbedder, TextTower
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.resampler import Resampler
-from geo4d.core.model.unet import UNet3D
-from geo4d.core.model.vae import Geo4DVAE
+from geo4d.core.network.clip import ImageEmbedder, TextTower
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import random_network
+from geo4d.core.network.resampler import Resampler
+from geo4d.core.network.unet import UNet3D
+from geo4d.core.network.vae import Geo4DVAE
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +78,7 @@ def time_window(
     """Seconds per UNet step and per window (the network's own DDIM steps, encoding and decoding 4 x 16
     frames)."""
     config = NetworkConfig.preset(preset)
-    model = Geo4D.from_config(
-        config, seed=0, device=device, dtype=dtype, options=PredictionConfig(decode_batch_size=16)
-    )
+    model = random_network(config, seed=0, device=device, dtype=dtype)
     frames = np.random.default_rng(0).integers(
         0, 256, size=(config.unet.temporal_length, height, width, 3), dtype=np.uint8
     )
@@ -94,8 +92,10 @@ def time_window(
         torch.cuda.reset_peak_memory_stats(device)
     with torch.inference_mode():
         step = timed(lambda: model.unet(latent, timestep, model.context, fps), device, repeats)
-    window = timed(lambda: model.predict_window(frames, fps=24), device, repeats)
-    steps = model.sampler.config.steps
+    window = timed(
+        lambda: model.predict_window(frames, 24, None, 0, steps=0, decode_batch=16), device, repeats
+    )
+    steps = model.sampler(0).config.steps
     sampling = f"{steps} DDIM step{'s' if steps != 1 else ''} + VAE"
     label = f"`{preset}` {width}x{height}x{config.unet.temporal_length} {str(dtype).removeprefix('torch.')} on {device}"
     print(

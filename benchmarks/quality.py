@@ -2,9 +2,9 @@
 
 `python benchmarks/quality.py [--model tiny] [--seeds 101 102 103 104 105]`: each seed's 48-frame 512x320
 video is reconstructed with the model and default settings (the model's own DDIM steps); the same figures
-(core.synthetic_eval) are computed for (a) a constant depth with an identity camera path and a 60-degree
+(core.synthetic.quality) are computed for (a) a constant depth with an identity camera path and a 60-degree
 field of view, (b) the aligner run on the exact modalities of the same windows
-(core.simulated_predictions, noise-free): the ceiling any network can reach through this aligner, and (c)
+(core.synthetic.simulated_predictions, noise-free): the ceiling any network can reach through this aligner, and (c)
 the aligner run on those modalities after the model's own VAE (encoded, decoded): what a perfect UNet
 would give with this autoencoder. Training seeds start at 1000 (core/train/config.py).
 """
@@ -24,12 +24,12 @@ import torch
 from einops import rearrange
 
 from geo4d.core.align import AlignConfig, align_windows
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.pipeline import ReconstructionSettings, load_model, reconstruct
+from geo4d.core.network.window_pipeline import WindowPipeline
+from geo4d.core.reconstruction import ReconstructionSettings, load_model, reconstruct
 from geo4d.core.result import Intrinsics, Reconstruction
-from geo4d.core.simulated_predictions import NOISE_FREE, simulate_window_predictions
-from geo4d.core.synthetic import SceneConfig, write_synthetic
-from geo4d.core.synthetic_eval import QualityFigures, quality_figures, truth_at_result
+from geo4d.core.synthetic.quality import QualityFigures, quality_figures, truth_at_result
+from geo4d.core.synthetic.render import SceneConfig, write_synthetic
+from geo4d.core.synthetic.simulated_predictions import NOISE_FREE, simulate_window_predictions
 from geo4d.core.train.config import TRAIN_SEED_START
 from geo4d.core.train.data import modality_targets
 from geo4d.core.windows import plan_windows
@@ -64,8 +64,11 @@ def ground_truth_modalities(truth: Reconstruction, stride: int) -> Reconstructio
     return result
 
 
-def vae_round_trip(truth: Reconstruction, model: Geo4D, stride: int) -> Reconstruction:
-    """The aligner's result on the exact modalities of the pipeline's windows after the model's VAE."""
+def vae_round_trip(
+    truth: Reconstruction, model: WindowPipeline, stride: int, decode_batch: int
+) -> Reconstruction:
+    """The aligner's result on the exact modalities of the pipeline's windows after the model's VAE
+    (decode_batch frames per VAE call)."""
     k = truth.intrinsics
     if (k.cx, k.cy, k.fy) != (truth.width / 2, truth.height / 2, k.fx):
         raise ValueError("the training targets assume square pixels and a centred principal point")
@@ -77,7 +80,7 @@ def vae_round_trip(truth: Reconstruction, model: Geo4D, stride: int) -> Reconstr
         with torch.inference_mode():
             means = [model.vae.encode(images.to(model.device, model.dtype)).mean.float() for images in maps]
             latents = rearrange(torch.cat(means) * scale, "(m l) c h w -> 1 (m c) l h w", m=len(maps))
-            predictions.append(model.decode_latents(latents).to_prediction(frames))
+            predictions.append(model.decode_latents(latents, decode_batch).to_prediction(frames))
     result = align_windows(predictions, truth.color, AlignConfig(), truth.fps)
     result.source_frames = truth.source_frames
     return result
@@ -94,7 +97,9 @@ def evaluate_seed(seed: int, model, settings: ReconstructionSettings, frames: in
         "model": quality_figures(result, truth),
         "constant": quality_figures(constant_baseline(truth), truth),
         "gt_modalities": quality_figures(ground_truth_modalities(truth, settings.stride), truth),
-        "vae_round_trip": quality_figures(vae_round_trip(truth, model, settings.stride), truth),
+        "vae_round_trip": quality_figures(
+            vae_round_trip(truth, model, settings.stride, settings.decode_batch), truth
+        ),
     }
     steps = result.settings["sampling_steps"]
     return {

@@ -7,7 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from geo4d.core.synthetic import Renderer, SceneConfig, write_synthetic
+from geo4d.core.synthetic.render import Renderer, SceneConfig, write_synthetic
 
 
 def main() -> None:

@@ -21,10 +21,19 @@ OPENCV_CAMERA_TO_BLENDER_WORLD = np.array(
 )
 
 
+def pixel_centre(index: np.ndarray) -> np.ndarray:
+    """The coordinate of the centre of pixels `index` (columns give u, rows give v): index + 0.5.
+
+    The one statement of the convention; every pixel grid in the engine is built from it. Integer indices
+    give float64; a float array keeps its dtype.
+    """
+    return index + 0.5
+
+
 def pixel_centers(height: int, width: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     """(u, v) pixel-centre coordinates, each [H, W]: u = column + 0.5, v = row + 0.5."""
-    u = np.arange(width, dtype=dtype) + dtype(0.5)
-    v = np.arange(height, dtype=dtype) + dtype(0.5)
+    u = pixel_centre(np.arange(width, dtype=dtype))
+    v = pixel_centre(np.arange(height, dtype=dtype))
     return np.broadcast_to(u[None, :], (height, width)), np.broadcast_to(v[:, None], (height, width))
 
 

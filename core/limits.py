@@ -1,7 +1,8 @@
-"""The limits of user settings and the checks that enforce them, shared by the engine and the Blender side.
+"""The checks that settings dataclasses run when built, and the limits shared by several of them.
 
 Torch- and av-free, so that the Blender side refuses a bad setting with the engine's own limits before a
 worker starts. Each check raises SettingError naming the dataclass field; surfaces rename it for their users.
+The reconstruction settings' own defaults and limits live in core/settings.py.
 """
 
 from __future__ import annotations
@@ -10,12 +11,9 @@ import math
 
 from .errors import SettingError
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 # The UNet halves a latent three times and the VAE works at 1/8: network input sizes are multiples of 64.
 MODEL_SIZE_MULTIPLE = 64
 MAX_MODEL_SIDE = 2048
-MAX_STEPS = 1000
 MAX_SEED = 2**63 - 1
 # Frame numbers and point counts stay within a 32-bit signed range.
 MAX_COUNT = 1 << 31

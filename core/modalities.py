@@ -25,7 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from .camera import pixel_centers
 
 POINT_INVALID = 1.05
 POINT_CLAMP = 2.0
@@ -130,13 +133,9 @@ def decode_disparity(
 
 
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """[H, W, 2] pixel centres (u, v) = (column + 0.5, row + 0.5)."""
-    v, u = torch.meshgrid(
-        torch.arange(height, device=device, dtype=dtype) + 0.5,
-        torch.arange(width, device=device, dtype=dtype) + 0.5,
-        indexing="ij",
-    )
-    return torch.stack([u, v], dim=-1)
+    """[H, W, 2] pixel centres (u, v) = (column + 0.5, row + 0.5), core.camera's convention."""
+    u, v = pixel_centers(height, width, np.float64)
+    return torch.from_numpy(np.stack([u, v], axis=-1)).to(device, dtype)
 
 
 def camera_ray_directions(

@@ -8,8 +8,9 @@ from contextlib import contextmanager
 import torch
 
 from .errors import Geo4DError
+from .settings import default_of
 
-DEFAULT_DECODE_BATCH = 8
+DEFAULT_DECODE_BATCH = default_of("decode_batch")
 STAGES = ("load", "decode", "predict", "align")
 
 

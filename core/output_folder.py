@@ -24,7 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Geo4DError
-from .result_description import DEPTH_NAME, FORMAT_NAME, FORMAT_VERSION, FRAMES_DIR, JSON_NAME
+from .result_description import (
+    DEPTH_NAME,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    FRAMES_DIR,
+    JSON_NAME,
+    MOTION_NAME,
+    STATIC_NAME,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ class Layout:
 
 def _result_marker(folder: Path) -> str | tuple[str, ...]:
     """A result's reconstruction.json must carry our format and version; a synthetic clip's result
-    (core.synthetic) also holds the video it names by a bare file name."""
+    (core.synthetic.render) also holds the video it names by a bare file name."""
     path = folder / JSON_NAME
     if not path.is_file() or path.is_symlink():
         return f"it has no {JSON_NAME} of Geo4D's"
@@ -74,7 +82,7 @@ def _result_marker(folder: Path) -> str | tuple[str, ...]:
 
 RESULT_LAYOUT = Layout(
     "Geo4D result",
-    (JSON_NAME, DEPTH_NAME, f"{FRAMES_DIR}/", f"{FRAMES_DIR}/{'[0-9]' * 6}.ply"),
+    (JSON_NAME, DEPTH_NAME, MOTION_NAME, STATIC_NAME, f"{FRAMES_DIR}/", f"{FRAMES_DIR}/{'[0-9]' * 6}.ply"),
     _result_marker,
 )
 

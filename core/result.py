@@ -6,34 +6,43 @@ Layout of a result folder:
                           (OpenCV axes, one world frame), settings, timings, warnings, and
                           optionally frame_confidence (per frame, 0..1); its schema is
                           core.result_description, which both the writer and every reader go through
-    frames/NNNNNN.ply     per frame: world x y z, the video's 8-bit red green blue, confidence
+    frames/NNNNNN.ply     per frame: world x y z, the video's 8-bit red green blue, confidence (a split
+                          result: only the frame's moving points)
     depth.npz             depth [T, H, W] float32 (camera z, 0 where there is no point),
                           confidence [T, H, W] float32, color [T, H, W, 3] uint8
+    motion.npz            optional: score [T, H, W] uint8, each pixel's motion score 0..255 for 0..1
+                          (core.motion_masks; reconstruction.json's "motion" gives the threshold)
+    static.ply            split results only: the fused static cloud of every frame (core.static_cloud)
 """
 
 from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .camera import transform_points, unproject_depth
+from .camera import pixel_centre, transform_points, unproject_depth
 from .errors import Geo4DError
+from .motion_masks import MotionMasks, scores_from_stored
 from .output_folder import RESULT_LAYOUT, write_folder
 from .ply import read_points, write_points
 from .result_description import (
     DEPTH_NAME,
     FRAMES_DIR,
     JSON_NAME,
+    MOTION_NAME,
+    STATIC_NAME,
     Intrinsics,
+    MotionDescription,
     PointOptions,
     ResultDescription,
     frame_file_name,
     parse_description,
 )
+from .static_cloud import fuse_static_points, write_static_cloud
 
 
 @dataclass
@@ -47,6 +56,7 @@ class Reconstruction:
     source_frames: [T] indices of the covered frames in the source video.
     frame_confidence: [T] float32 in [0, 1], how far the aligner trusts each frame's camera; None when
     not known (ground truth, results written before it was recorded).
+    motion: per-pixel motion scores (core.motion_masks); None for results written without them.
     """
 
     camera_to_world: np.ndarray
@@ -61,6 +71,7 @@ class Reconstruction:
     timings: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     frame_confidence: np.ndarray | None = None
+    motion: MotionMasks | None = None
 
     def __post_init__(self) -> None:
         self.camera_to_world = np.asarray(self.camera_to_world, dtype=np.float64)
@@ -80,6 +91,8 @@ class Reconstruction:
         if self.frame_confidence is not None:
             self.frame_confidence = np.asarray(self.frame_confidence, dtype=np.float32)
             expected["frame_confidence"] = (self.frame_confidence.shape, (frames,))
+        if self.motion is not None:
+            expected["motion.score"] = (self.motion.score.shape, (frames, height, width))
         for name, (shape, wanted) in expected.items():
             if shape != wanted:
                 raise ValueError(
@@ -105,20 +118,25 @@ class Reconstruction:
         return _carries_point(self.depth, self.confidence, min_confidence)
 
     def frame_points(
-        self, index: int, min_confidence: float = 0.0, max_points: int | None = None
+        self,
+        index: int,
+        min_confidence: float = 0.0,
+        max_points: int | None = None,
+        pixels: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """World points of one frame: xyz [N, 3] float32, rgb [N, 3] uint8, confidence [N] float32.
 
-        With max_points, an evenly spaced subset of the valid pixels in raster order is kept. A pixel whose
+        pixels: [H, W] bool, only these pixels (None: all). With max_points, an evenly spaced subset of the valid pixels in raster order is kept. A pixel whose
         world point is not finite in float32 (broken intrinsics, depth or pose overflowing) carries no point.
         """
         k = self.intrinsics
-        rows, cols = np.nonzero(_carries_point(self.depth[index], self.confidence[index], min_confidence))
+        carries = _carries_point(self.depth[index], self.confidence[index], min_confidence)
+        rows, cols = np.nonzero(carries if pixels is None else carries & pixels)
         if max_points is not None and len(rows) > max_points:
             keep = np.linspace(0, len(rows) - 1, max_points).round().astype(np.int64)
             rows, cols = rows[keep], cols[keep]
         depth = self.depth[index, rows, cols].astype(np.float64)
-        u, v = cols + 0.5, rows + 0.5
+        u, v = pixel_centre(cols), pixel_centre(rows)
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             camera = np.stack([(u - k.cx) / k.fx * depth, (v - k.cy) / k.fy * depth, depth], axis=-1)
             world = transform_points(self.camera_to_world[index], camera).astype(np.float32)
@@ -135,22 +153,28 @@ class Reconstruction:
         return (rotation @ camera[..., None])[..., 0] + translation
 
     def save(
-        self, folder: str | Path, min_confidence: float = 0.0, max_points_per_frame: int | None = None
+        self,
+        folder: str | Path,
+        min_confidence: float = 0.0,
+        max_points_per_frame: int | None = None,
+        split: bool = False,
     ) -> Path:
         """Write the result folder by core.output_folder's contract: staged beside it and swapped in by
-        renames; an earlier result of ours is replaced, anything else (or the source video's folder) refused."""
+        renames; an earlier result of ours is replaced, anything else (or the source video's folder) refused.
+        split: frame PLYs of the moving points only, and static.ply (needs motion masks)."""
         inputs = [self.source_video] if self.source_video and Path(self.source_video).is_absolute() else []
         return write_folder(
             folder,
             RESULT_LAYOUT,
-            lambda staging: self.write_files(staging, min_confidence, max_points_per_frame),
+            lambda staging: self.write_files(staging, min_confidence, max_points_per_frame, split),
             inputs,
         )
 
     def description(
-        self, min_confidence: float = 0.0, max_points_per_frame: int | None = None
+        self, min_confidence: float = 0.0, max_points_per_frame: int | None = None, split: bool = False
     ) -> ResultDescription:
-        """What reconstruction.json says of this result saved with these point options.
+        """What reconstruction.json says of this result saved with these point options (split: static_points
+        is 0 until the static cloud is fused).
 
         Raises ValueError naming the field (as the file spells it) that breaks the result schema.
         """
@@ -168,21 +192,46 @@ class Reconstruction:
             timings=self.timings,
             warnings=self.warnings,
             frame_confidence=None if self.frame_confidence is None else self.frame_confidence.tolist(),
+            motion=None
+            if self.motion is None
+            else MotionDescription(
+                self.motion.threshold,
+                "moving" if split else "all",
+                0 if split else None,
+                self.motion.camera_baseline,
+            ),
         )
 
-    def write_files(self, folder: Path, min_confidence: float, max_points_per_frame: int | None) -> None:
+    def write_files(
+        self, folder: Path, min_confidence: float, max_points_per_frame: int | None, split: bool = False
+    ) -> None:
         """Write the result's files into the existing empty `folder` (a staging folder: see save())."""
+        if split and self.motion is None:
+            raise Geo4DError(
+                "The result cannot be split into static and moving points: it has no motion masks. "
+                "Save it with full frames."
+            )
         try:
-            description = self.description(min_confidence, max_points_per_frame)
+            description = self.description(min_confidence, max_points_per_frame, split)
         except ValueError as error:
             raise Geo4DError(f"The result cannot be saved: {error}.") from error
+        moving = None
+        if split:
+            moving = self.motion.moving()
+            cloud = fuse_static_points(self, self.valid_mask(min_confidence) & ~moving)
+            write_static_cloud(folder / STATIC_NAME, cloud)
+            description = replace(description, motion=replace(description.motion, static_points=len(cloud)))
         (folder / FRAMES_DIR).mkdir()
         for index in range(self.num_frames):
             write_points(
                 folder / frame_file_name(index),
-                *self.frame_points(index, min_confidence, max_points_per_frame),
+                *self.frame_points(
+                    index, min_confidence, max_points_per_frame, None if moving is None else moving[index]
+                ),
             )
         write_npz(folder / DEPTH_NAME, depth=self.depth, confidence=self.confidence, color=self.color)
+        if self.motion is not None:
+            write_npz(folder / MOTION_NAME, score=self.motion.stored_scores())
         (folder / JSON_NAME).write_text(json.dumps(description.to_json(), indent=1), encoding="utf-8")
 
     @classmethod
@@ -206,6 +255,7 @@ class Reconstruction:
                 f"{depth_path} holds depth of shape {depth.shape}, but {JSON_NAME} describes "
                 f"{shape[0]} frames of {shape[2]}x{shape[1]}. The result is inconsistent."
             )
+        motion = None if description.motion is None else _read_motion(folder, description)
         try:
             return cls(
                 camera_to_world=description.camera_to_world.copy(),
@@ -220,9 +270,31 @@ class Reconstruction:
                 timings=description.timings,
                 warnings=list(description.warnings),
                 frame_confidence=description.frame_confidence,
+                motion=motion,
             )
         except ValueError as error:
             raise Geo4DError(f"{folder / JSON_NAME} is inconsistent: {error}") from error
+
+
+def _read_motion(folder: Path, description: ResultDescription) -> MotionMasks:
+    """The motion masks that reconstruction.json's "motion" entry announces, from motion.npz."""
+    path = folder / MOTION_NAME
+    try:
+        with np.load(path) as arrays:
+            stored = arrays["score"]
+    except FileNotFoundError as error:
+        raise Geo4DError(f"{path} is missing: the result folder is incomplete. Reconstruct again.") from error
+    except (OSError, ValueError, KeyError) as error:
+        raise Geo4DError(f"{path} is damaged ({error}). Reconstruct again.") from error
+    shape = (description.num_frames, description.height, description.width)
+    if stored.shape != shape or stored.dtype != np.uint8:
+        raise Geo4DError(
+            f"{path} holds scores of shape {stored.shape} ({stored.dtype}), but {JSON_NAME} describes "
+            f"{shape[0]} frames of {shape[2]}x{shape[1]} (uint8). The result is inconsistent."
+        )
+    return MotionMasks(
+        scores_from_stored(stored), description.motion.threshold, description.motion.camera_baseline, []
+    )
 
 
 def _carries_point(depth: np.ndarray, confidence: np.ndarray, min_confidence: float) -> np.ndarray:
@@ -261,7 +333,17 @@ def read_description(folder: str | Path) -> ResultDescription:
             f"{folder} is incomplete: {len(absent)} of {description.num_frames} frame files are missing "
             f"(first: {absent[0]}). Reconstruct again."
         )
+    if description.split and not (folder / STATIC_NAME).is_file():
+        raise Geo4DError(
+            f"{folder} is incomplete: {STATIC_NAME} (the static cloud its {JSON_NAME} announces) is missing. "
+            "Reconstruct again."
+        )
     return description
+
+
+def read_static_points(folder: str | Path) -> np.ndarray:
+    """The structured point array of a split result's static.ply, checked like every point file."""
+    return read_points(Path(folder) / STATIC_NAME)
 
 
 def read_frame_points(folder: str | Path, index: int) -> np.ndarray:

@@ -22,6 +22,13 @@ FORMAT_VERSION = 1
 JSON_NAME = "reconstruction.json"
 DEPTH_NAME = "depth.npz"
 FRAMES_DIR = "frames"
+# Optional files: per-pixel motion scores, and the fused static cloud of a split result.
+MOTION_NAME = "motion.npz"
+STATIC_NAME = "static.ply"
+# What each frame's PLY holds: every point, or (split results) only the moving ones.
+FRAME_CONTENTS = ("all", "moving")
+# The most points one static.ply may hold (core.ply's limit per file).
+MAX_STATIC_POINTS = 50_000_000
 
 # Depth-map sides in pixels: Blender's largest render resolution.
 MAX_IMAGE_SIDE = 65536
@@ -88,6 +95,50 @@ class PointOptions:
             object.__setattr__(self, "max_points_per_frame", count)
 
 
+@dataclass(frozen=True)
+class MotionDescription:
+    """The "motion" entry: per-pixel motion scores in motion.npz and, for a split result, the static cloud.
+
+    threshold: score (0..1) from which a pixel counts as moving. frames: "all" (each frame's PLY holds every
+    point) or "moving" (only its moving points; the static ones are fused into static.ply). static_points:
+    the points of static.ply, None when frames is "all". camera_baseline: the camera positions' span over
+    the median depth (tiny: the camera barely moves and the masks are weak).
+    """
+
+    threshold: float
+    frames: str = "all"
+    static_points: int | None = None
+    camera_baseline: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold", _real(self.threshold, "motion.threshold", 0.0, 1.0))
+        if self.frames not in FRAME_CONTENTS:
+            raise ValueError(f"motion.frames is {_shown(self.frames)}; it must be 'all' or 'moving'")
+        if self.frames == "moving":
+            count = _integer(self.static_points, "motion.static_points", 0, MAX_STATIC_POINTS)
+            object.__setattr__(self, "static_points", count)
+        elif self.static_points is not None:
+            raise ValueError(
+                f"motion.static_points is {_shown(self.static_points)} but motion.frames is 'all'; "
+                "only a split result (frames 'moving') has a static cloud"
+            )
+        baseline = _real(self.camera_baseline, "motion.camera_baseline", low=0.0)
+        object.__setattr__(self, "camera_baseline", baseline)
+
+    @property
+    def split(self) -> bool:
+        """The frames hold only moving points and static.ply the rest."""
+        return self.frames == "moving"
+
+    def to_json(self) -> dict:
+        return {
+            "threshold": self.threshold,
+            "frames": self.frames,
+            "static_points": self.static_points,
+            "camera_baseline": self.camera_baseline,
+        }
+
+
 @dataclass(frozen=True, eq=False)
 class ResultDescription:
     """Everything in reconstruction.json, validated when built (ValueError naming the JSON field).
@@ -101,6 +152,7 @@ class ResultDescription:
     points, settings, timings (seconds per stage), warnings: as the pipeline recorded them.
     frame_confidence: per frame, how far the aligner trusts that frame's camera, in [0, 1]; None for
     results written before it was recorded (the entry is optional in the file).
+    motion: the motion masks and static cloud (MotionDescription); None for results without masks.
     """
 
     source_video: str | None
@@ -116,6 +168,7 @@ class ResultDescription:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     frame_confidence: tuple[float, ...] | None = None
+    motion: MotionDescription | None = None
 
     def __post_init__(self) -> None:
         def set_field(name: str, value: object) -> None:
@@ -151,10 +204,17 @@ class ResultDescription:
         set_field("warnings", _strings(self.warnings, "warnings"))
         if self.frame_confidence is not None:
             set_field("frame_confidence", _frame_confidence(self.frame_confidence, count))
+        if self.motion is not None and not isinstance(self.motion, MotionDescription):
+            raise ValueError(f"motion is {_shown(self.motion)}; it must hold threshold and frames")
 
     @property
     def num_frames(self) -> int:
         return len(self.frames)
+
+    @property
+    def split(self) -> bool:
+        """The frame PLYs hold only moving points; static.ply holds the fused set."""
+        return self.motion is not None and self.motion.split
 
     def to_json(self) -> dict:
         """The content of reconstruction.json (json.dumps of it is the file)."""
@@ -177,6 +237,7 @@ class ResultDescription:
             "timings": self.timings,
             "warnings": list(self.warnings),
             **({} if self.frame_confidence is None else {"frame_confidence": list(self.frame_confidence)}),
+            **({} if self.motion is None else {"motion": self.motion.to_json()}),
         }
 
 
@@ -221,6 +282,7 @@ def parse_description(data: str | bytes | Mapping, path: str | Path = JSON_NAME)
             timings=data["timings"],
             warnings=data["warnings"],
             frame_confidence=data.get("frame_confidence"),
+            motion=_motion(data.get("motion")),
         )
     except ValueError as error:
         raise Geo4DError(f"{path}: {error}. {FIX_ADVICE}") from error
@@ -431,6 +493,16 @@ def _frame_confidence(value: object, count: int) -> tuple[float, ...]:
             "(one entry per frame)"
         )
     return tuple(_real(entry, f"frame_confidence[{index}]", 0.0, 1.0) for index, entry in enumerate(entries))
+
+
+def _motion(value: object) -> MotionDescription | None:
+    """The optional "motion" entry (results written before motion masks have none)."""
+    if value is None:
+        return None
+    entry = _entries(value, "motion", ("threshold", "frames"))
+    return MotionDescription(
+        entry["threshold"], entry["frames"], entry.get("static_points"), entry.get("camera_baseline", 0.0)
+    )
 
 
 def _strings(value: object, name: str) -> tuple[str, ...]:

@@ -18,14 +18,11 @@ from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTr
 from .errors import Geo4DError
 from .limits import MAX_MODEL_SIDE, MODEL_SIZE_MULTIPLE
 from .movie_timing import MovieTiming, blender_frame_count, is_variable_rate, shown_pictures, timing_warning
+from .network.config import MODEL_SIZES
 from .progress import CancelCheck, ProgressCallback, Reporter
 
 logger = logging.getLogger(__name__)
 
-# Landscape network sizes (W, H) of Geo4D. Portrait videos use the same sizes transposed (H, W):
-# the network is convolutional, so a 320x512 input is as valid as 512x320 and needs no cropping of
-# the long side.
-MODEL_SIZES = ((512, 320), (512, 384), (576, 256), (640, 192))
 DEFAULT_FPS = 24.0
 # swscale's default YUV <-> RGB path rounds towards darker values (about -1 level per channel for
 # 4:2:0); exact rounding and full chroma interpolation remove that bias.

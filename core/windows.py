@@ -8,15 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import Geo4DError
+from .settings import WINDOW_LENGTH, default_of
 
 logger = logging.getLogger(__name__)
-
-WINDOW_LENGTH = 16
-DEFAULT_STRIDE = 4
-# The aligner chains windows through the frames they share, so consecutive windows must overlap: the
-# stride stays below the window length. Every entry point (command line, Python, Blender) checks this.
-MAX_STRIDE = WINDOW_LENGTH - 1
-STRIDE_REASON = f" (consecutive {WINDOW_LENGTH}-frame windows must share a frame to be aligned)"
 
 
 @dataclass(frozen=True)
@@ -60,8 +54,13 @@ class WindowPlan:
         return seen.sum(axis=0)
 
 
-def plan_windows(num_frames: int, length: int = WINDOW_LENGTH, stride: int = DEFAULT_STRIDE) -> WindowPlan:
-    """The window plan of a clip; raises Geo4DError for an empty clip, ValueError for a bad length/stride."""
+def plan_windows(num_frames: int, length: int = WINDOW_LENGTH, stride: int | None = None) -> WindowPlan:
+    """The window plan of a clip; raises Geo4DError for an empty clip, ValueError for a bad length/stride.
+
+    stride None: the reconstruction settings' default.
+    """
+    if stride is None:
+        stride = default_of("stride")
     if length < 1:
         raise ValueError(f"Window length {length} is invalid; it must be at least 1.")
     if not 1 <= stride <= length:

@@ -2,7 +2,7 @@
 
 import sys
 
-from .commands import demo, import_result
+from .blender_commands import demo, import_result
 from .core.cli import main as run_cli
 from .core.commands import convert_checkpoint, metrics, reconstruct, synth, train
 from .core.commands import eval as eval_command

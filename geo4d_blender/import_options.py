@@ -8,6 +8,9 @@ from .core.errors import SettingError
 from .core.limits import check_choice, check_integer, check_number
 
 STORAGE_MODES = ("STREAMED", "PACKED")
+# "FULL": one animated cloud of the frame files as they are; "SPLIT": a result's static cloud as a `Set`
+# object beside an animated `Moving` object (results reconstructed with --points split).
+POINT_MODES = ("FULL", "SPLIT")
 # Blender's own limit on scene frame numbers.
 MAX_FRAME = 1048574
 
@@ -24,6 +27,8 @@ class ImportOptions:
     point_radius: a fixed radius in scene units instead of the depth-scaled size; 0 keeps the scaled size.
     relative_to: the folder the .blend will be saved in, to store paths relative to it ("//...");
         None uses the open .blend's folder once it has been saved, and absolute paths before that.
+    points: "SPLIT" builds a split result as a static `Set` object and an animated `Moving` object;
+        "FULL" builds one animated cloud of the frame files (what results without a static cloud get).
     """
 
     frame_start: int = 1
@@ -31,11 +36,13 @@ class ImportOptions:
     point_size: float = 1.0
     point_radius: float = 0.0
     relative_to: str | None = None
+    points: str = "FULL"
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
         check_integer(owner, "frame_start", self.frame_start, 0, MAX_FRAME)
         check_choice(owner, "storage", self.storage, STORAGE_MODES)
+        check_choice(owner, "points", self.points, POINT_MODES)
         check_number(owner, "point_size", self.point_size, 0.0, 1000.0, "a number in (0, 1000] pixels", False)
         check_number(
             owner,

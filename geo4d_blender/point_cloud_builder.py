@@ -1,4 +1,5 @@
-"""The animated point cloud object of a reconstruction, streamed from its PLY files or packed into the .blend."""
+"""The point cloud objects of a reconstruction: the animated cloud (streamed from its PLY files or packed into
+the .blend) and, for a split result, the static set (packed)."""
 
 from __future__ import annotations
 
@@ -56,15 +57,7 @@ def build_point_cloud(
     Points keep the result's world coordinates; the object's matrix_world is the world change `world`.
     frames: every frame's points for the packed mode (read_all_points), None for the streamed mode.
     """
-    mesh = owned.add(bpy.data.meshes.new(name), name)
-    if options.storage == "PACKED":
-        _pack_points(mesh, frames)
-    material = owned.add(build_point_material(f"{name} colour"), f"{name} colour")
-    mesh.materials.append(material)
-    tree = owned.add(build_point_nodes(f"{name} frames", options.storage, material), f"{name} frames")
-    points = owned.add(bpy.data.objects.new(name, mesh), name)
-    points[ROLE_TAG] = "points"
-    points.matrix_world = Matrix(world.tolist())
+    points, tree = _point_object(name, options.storage, frames, world, owned, "points")
     modifier = points.modifiers.new(FRAMES_MODIFIER, "NODES")
     modifier.node_group = tree
     inputs = {
@@ -76,10 +69,55 @@ def build_point_cloud(
         "Point Size": options.point_size,
         "Point Radius": options.point_radius,
     }
-    for item in tree.interface.items_tree:
+    _set_inputs(modifier, inputs)
+    return points
+
+
+def build_static_set(
+    name: str,
+    static: np.ndarray,
+    description: ResultDescription,
+    world: np.ndarray,
+    camera: bpy.types.Object,
+    options: ImportOptions,
+    owned: OwnedData,
+) -> bpy.types.Object:
+    """The static set of a split result: static.ply's points `static` (structured) packed into one object
+    shown at every frame, sized by the same rule as the animated cloud."""
+    points, tree = _point_object(name, "STATIC", [static], world, owned, "set")
+    modifier = points.modifiers.new(FRAMES_MODIFIER, "NODES")
+    modifier.node_group = tree
+    inputs = {
+        "Camera": camera,
+        "Focal": description.intrinsics.fx,
+        "Point Size": options.point_size,
+        "Point Radius": options.point_radius,
+    }
+    _set_inputs(modifier, inputs)
+    return points
+
+
+def _point_object(
+    name: str, storage: str, frames: list[np.ndarray] | None, world: np.ndarray, owned: OwnedData, role: str
+) -> tuple[bpy.types.Object, bpy.types.NodeTree]:
+    """A mesh object (points packed unless streamed) with its point material, and its node group."""
+    mesh = owned.add(bpy.data.meshes.new(name), name)
+    if storage != "STREAMED":
+        _pack_points(mesh, frames)
+    material = owned.add(build_point_material(f"{name} colour"), f"{name} colour")
+    mesh.materials.append(material)
+    tree = owned.add(build_point_nodes(f"{name} frames", storage, material), f"{name} frames")
+    points = owned.add(bpy.data.objects.new(name, mesh), name)
+    points[ROLE_TAG] = role
+    points.matrix_world = Matrix(world.tolist())
+    return points, tree
+
+
+def _set_inputs(modifier: bpy.types.NodesModifier, inputs: dict) -> None:
+    """Set the modifier's node-group inputs by socket name."""
+    for item in modifier.node_group.interface.items_tree:
         if item.item_type == "SOCKET" and item.in_out == "INPUT" and item.name in inputs:
             modifier[item.identifier] = inputs[item.name]
-    return points
 
 
 def srgb_to_linear(values: np.ndarray) -> np.ndarray:

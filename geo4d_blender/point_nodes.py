@@ -3,7 +3,8 @@
 Both storage modes share one node group layout: a head that yields the current frame's vertices as a mesh
 (streamed: an Import PLY node reading a Format String of the frame; packed: the vertices whose `frame`
 attribute equals the frame index) and a tail that makes points whose radius follows the camera distance.
-Result frame k shows at timeline frame F + k; outside [F, F + T) the cloud is empty.
+Result frame k shows at timeline frame F + k; outside [F, F + T) the cloud is empty. A third mode, "STATIC",
+has no head: the object's own vertices (a split result's static set) show at every frame.
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ def build_point_nodes(name: str, storage: str, material: bpy.types.Material) -> 
     to_int = _node(tree, "FunctionNodeFloatToInt", rounding_mode="FLOOR")
     tree.links.new(frame, to_int.inputs[0])
     index = to_int.outputs[0]
-    frame_mesh = (
-        _streamed_head(tree, group_in, index)
-        if storage == "STREAMED"
-        else _packed_head(tree, group_in, index)
-    )
+    if storage == "STATIC":
+        frame_mesh = group_in.outputs["Geometry"]
+    elif storage == "STREAMED":
+        frame_mesh = _streamed_head(tree, group_in, index)
+    else:
+        frame_mesh = _packed_head(tree, group_in, index)
 
     to_points = _node(tree, "GeometryNodeMeshToPoints", mode="VERTICES")
     tree.links.new(frame_mesh, to_points.inputs["Mesh"])

@@ -1,4 +1,5 @@
-"""The add-on preferences: checkpoints, device, precision, the worker's Python, the result cache, Check setup."""
+"""The add-on preferences: checkpoints, device, precision, the worker's Python (and its set-up), the result cache,
+Check setup."""
 
 from __future__ import annotations
 
@@ -10,34 +11,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
-from bpy.props import EnumProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from . import core
 from .core.errors import Geo4DError
-from .core.worker_client import describe_check, run_worker_job
+from .core.model_choice import TINY_MODEL, model_files
+from .core.model_choice import TINY_WEIGHTS as TINY_WEIGHTS  # the panel reads it from here
+from .core.settings import default_of
+from .core.worker.parent import WorkerStatus, describe_check, run_worker_job
+from .core.worker.protocol import DONE, CheckJob
+from .setting_properties import setting_property
 
 logger = logging.getLogger(__name__)
 
 ADDON_NAME = __package__
-TINY_MODEL = "tiny"
-# The embedded model's weights, shipped inside the package (core/weights/).
-TINY_WEIGHTS = Path(core.__file__).resolve().parent / "weights" / "geo4d-tiny.safetensors"
 # Seconds Check setup waits for the worker (importing torch and loading a model).
 CHECK_TIMEOUT = 300.0
 # Tells this Blender session's unsaved files from another session's in the result cache.
 _SESSION = f"{os.getpid()}-{uuid.uuid4().hex}"
 
-DEVICE_ITEMS = (
-    ("auto", "Auto", "CUDA when the worker's torch has a GPU, else the CPU"),
-    ("cpu", "CPU", "Always the CPU (slow, works everywhere)"),
-    ("cuda", "CUDA", "An NVIDIA GPU; fails clearly when the worker's torch has none"),
+TORCH_BUILD_ITEMS = (
+    ("AUTO", "Auto", "The CUDA build the NVIDIA driver runs (Linux, Windows); the default build on macOS"),
+    ("CPU", "CPU", "The CPU build, for machines without an NVIDIA GPU"),
 )
-PRECISION_ITEMS = (
-    ("auto", "Auto", "bf16 on GPUs that support it, fp16 on other GPUs, fp32 on the CPU"),
-    ("bf16", "bfloat16", "Half memory; needs a recent GPU"),
-    ("fp16", "float16", "Half memory on any CUDA GPU"),
-    ("fp32", "float32", "Full precision (twice the memory)"),
-)
+# The long jobs started here (preference_tasks): the one running, if any; draw() shows its progress.
+TASKS: list = []
 
 
 @dataclass(frozen=True)
@@ -46,8 +43,8 @@ class SetupChoice:
 
     checkpoint: str = ""
     vae_checkpoint: str = ""
-    device: str = "auto"
-    precision: str = "auto"
+    device: str = default_of("device")
+    precision: str = default_of("precision")
     worker_python: str = ""
     cache_folder: str = ""
 
@@ -77,10 +74,8 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         description="The published vae.ckpt (empty: the vae.ckpt next to model.ckpt; not needed for .safetensors)",
         subtype="FILE_PATH",
     )
-    device: EnumProperty(name="Device", description="Where the network runs", items=DEVICE_ITEMS)
-    precision: EnumProperty(
-        name="Precision", description="Number format of the network on the GPU", items=PRECISION_ITEMS
-    )
+    device: setting_property("device")
+    precision: setting_property("precision")
     worker_python: StringProperty(
         name="Worker Python",
         description="The python that runs the reconstruction (empty: Blender's own). Point it at an "
@@ -93,27 +88,57 @@ class Geo4DPreferences(bpy.types.AddonPreferences):
         "(empty: the add-on's own folder in Blender's user folder)",
         subtype="DIR_PATH",
     )
+    torch_build: EnumProperty(
+        name="Torch Build", description="Which torch Set Up GPU Environment installs", items=TORCH_BUILD_ITEMS
+    )
+    wheel_folder: StringProperty(
+        name="Wheel Folder",
+        description="Install offline from the wheels in this folder, downloaded on another machine "
+        "(empty: download them, which needs Allow Online Access)",
+        subtype="DIR_PATH",
+    )
     setup_report: StringProperty(
         name="Setup Report", description="What Check Setup found", options={"SKIP_SAVE"}
     )
+    task_message: StringProperty(
+        name="Last Task", description="How the last set-up or conversion ended", options={"SKIP_SAVE"}
+    )
+    task_failed: BoolProperty(name="Last Task Failed", options={"SKIP_SAVE"})
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
         column = layout.column(heading="Model")
-        column.prop(self, "checkpoint")
+        row = column.row()
+        row.prop(self, "checkpoint")
+        row.operator("geo4d.convert_checkpoint", text="Convert")
         column.prop(self, "vae_checkpoint")
         column = layout.column(heading="Compute")
         column.prop(self, "device")
         column.prop(self, "precision")
         column.prop(self, "worker_python")
         layout.prop(self, "cache_folder")
+        self.draw_environment(layout.box())
         row = layout.row()
         row.operator(GEO4D_OT_check_setup.bl_idname, icon="CHECKMARK")
         if self.setup_report:
             box = layout.box()
             for line in self.setup_report.split("\n"):
                 box.label(text=line)
+
+    def draw_environment(self, layout: bpy.types.UILayout) -> None:
+        """Set Up GPU Environment: its options, or the running task's progress and Cancel; the last outcome."""
+        layout.label(text="GPU Environment", icon="CONSOLE")
+        layout.prop(self, "torch_build")
+        layout.prop(self, "wheel_folder")
+        if TASKS:
+            row = layout.row()
+            row.progress(factor=TASKS[0].fraction, type="BAR", text=TASKS[0].stage)
+            row.operator("geo4d.cancel_preferences_task", text="Cancel", icon="CANCEL")
+        else:
+            layout.operator("geo4d.setup_environment", icon="IMPORT")
+        if self.task_message:
+            layout.label(text=self.task_message, icon="ERROR" if self.task_failed else "INFO")
 
 
 def addon_preferences(context: bpy.types.Context | None = None) -> Geo4DPreferences | None:
@@ -137,13 +162,17 @@ def setup_choice(context: bpy.types.Context | None = None) -> SetupChoice:
     )
 
 
-def cache_root(choice: SetupChoice) -> Path:
-    """The folder results go to: the preference, else the extension's user folder, else Blender's user data."""
-    if choice.cache_folder:
-        return Path(choice.cache_folder)
+def user_folder(name: str) -> Path:
+    """Our folder `name` in the extension's user folder (kept across updates of the extension), or in
+    Blender's user data when the add-on is registered directly (development)."""
     if ADDON_NAME.startswith("bl_ext."):
-        return Path(bpy.utils.extension_path_user(ADDON_NAME, path="results", create=True))
-    return Path(bpy.utils.user_resource("DATAFILES", path="geo4d/results", create=True))
+        return Path(bpy.utils.extension_path_user(ADDON_NAME, path=name, create=True))
+    return Path(bpy.utils.user_resource("DATAFILES", path=f"geo4d/{name}", create=True))
+
+
+def cache_root(choice: SetupChoice) -> Path:
+    """The folder results go to: the preference, else our user folder."""
+    return Path(choice.cache_folder) if choice.cache_folder else user_folder("results")
 
 
 def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -> Path:
@@ -165,23 +194,23 @@ def strip_result_folder(choice: SetupChoice, scene_name: str, strip_name: str) -
     )
 
 
-def model_files(model: str) -> list[Path]:
-    """The files a model setting names: the tiny weights, or the checkpoint file(s) of "a.ckpt[,vae.ckpt]"."""
-    if model == TINY_MODEL:
-        return [TINY_WEIGHTS]
-    return [Path(part) for part in model.split(",")]
-
-
 def check_model_files(model: str) -> list[Path]:
-    """The model's files, refused before a worker is started when a checkpoint path does not exist."""
-    files = model_files(model)
-    for path in files:
-        if model != TINY_MODEL and not path.is_file():
-            raise Geo4DError(
-                f"The checkpoint {path} does not exist. Choose the model.ckpt or .safetensors file in the "
-                "add-on preferences (or use the tiny model)."
-            )
-    return files
+    """The model's files (a published model.ckpt with its vae.ckpt), refused before a worker is started when
+    one does not exist."""
+    weights, vae = model_files(model)
+    return [weights] if vae is None else [weights, vae]
+
+
+def check_job(choice: SetupChoice) -> dict:
+    """The worker job of Check Setup for the model, device and precision the preferences name."""
+    return CheckJob(choice.model(), choice.device, choice.precision).to_json()
+
+
+def check_lines(status: WorkerStatus) -> list[str]:
+    """What a finished Check Setup job found, one fact a line; Geo4DError when the worker failed."""
+    if status.state != DONE:
+        raise Geo4DError(status.error or status.message)
+    return describe_check(status.result["report"])
 
 
 class GEO4D_OT_check_setup(bpy.types.Operator):
@@ -192,18 +221,13 @@ class GEO4D_OT_check_setup(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         choice = setup_choice(context)
-        model = choice.model()
         try:
-            check_model_files(model)
-            job = {"kind": "check", "model": model, "device": choice.device, "precision": choice.precision}
-            status = run_worker_job(job, choice.worker_python or None, timeout=CHECK_TIMEOUT)
+            check_model_files(choice.model())
+            status = run_worker_job(check_job(choice), choice.worker_python or None, timeout=CHECK_TIMEOUT)
+            lines = check_lines(status)
         except Geo4DError as error:
             self.report({"ERROR"}, str(error))
             return {"CANCELLED"}
-        if status.state != "done":
-            self.report({"ERROR"}, status.error or status.message)
-            return {"CANCELLED"}
-        lines = describe_check(status.result["report"])
         prefs = addon_preferences(context)
         if prefs is not None:
             prefs.setup_report = "\n".join(lines)

@@ -6,11 +6,20 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .import_options import MAX_FRAME
-from .preferences import DEVICE_ITEMS, PRECISION_ITEMS
+from .setting_properties import setting_property
 
 STORAGE_ITEMS = (
     ("STREAMED", "Streamed", "Read each frame's points from the result folder (small .blend)"),
     ("PACKED", "Packed", "Store every point inside the .blend (portable, large)"),
+)
+POINTS_ITEMS = (
+    (
+        "SPLIT",
+        "Set and Moving",
+        "Reconstruct with split points and import the static set as one object and the moving points "
+        "animated (only they are read per frame)",
+    ),
+    ("FULL", "Every Frame", "One animated cloud of every frame's points"),
 )
 MODEL_ITEMS = (
     ("TINY", "Tiny (embedded)", "The small model shipped with the add-on: fast, rough"),
@@ -23,28 +32,12 @@ MODEL_ITEMS = (
 PREFERENCE_ITEMS = (("PREFERENCES", "From Preferences", "Use the add-on preferences' setting"),)
 
 # One definition of each setting that the panel and the operators share (Blender evaluates a deferred
-# property per class, so one definition serves several classes).
-STRIDE = IntProperty(
-    name="Stride",
-    description="Frames between the starts of consecutive 16-frame windows (smaller: slower, steadier)",
-    default=4,
-    min=1,
-    max=15,
-)
-STEPS = IntProperty(
-    name="Steps",
-    description="Denoising steps per window; 0 = the model's own (1 for tiny, 5 for the published Geo4D)",
-    default=0,
-    min=0,
-    max=1000,
-    soft_max=50,
-)
-DEVICE = EnumProperty(
-    name="Device", description="Where the network runs", items=PREFERENCE_ITEMS + DEVICE_ITEMS
-)
-PRECISION = EnumProperty(
-    name="Precision", description="Number format of the network", items=PREFERENCE_ITEMS + PRECISION_ITEMS
-)
+# property per class, so one definition serves several classes); the reconstruction settings' come from
+# their specs in core/settings.py.
+STRIDE = setting_property("stride")
+STEPS = setting_property("steps", soft_max=50)
+DEVICE = setting_property("device", PREFERENCE_ITEMS)
+PRECISION = setting_property("precision", PREFERENCE_ITEMS)
 USE_STRIP_RANGE = BoolProperty(
     name="Whole Strip", description="Reconstruct every visible frame of the strip", default=True
 )
@@ -62,19 +55,21 @@ FRAME_LAST = IntProperty(
     min=0,
     max=MAX_FRAME,
 )
-POINTS_PER_FRAME = IntProperty(
-    name="Points per Frame",
-    description="Most points kept per frame, evenly spread (0: every valid pixel)",
-    default=0,
-    min=0,
-)
+POINTS_PER_FRAME = setting_property("max_points_per_frame")
 STORAGE = EnumProperty(
     name="Storage",
     description="How the point cloud is kept in the .blend",
     items=STORAGE_ITEMS,
     default="STREAMED",
 )
-SEED = IntProperty(name="Seed", description="Noise seed of the diffusion sampler", default=123, min=0)
+POINTS = EnumProperty(
+    name="Points",
+    description="The static set apart from what moves, or every frame whole",
+    items=POINTS_ITEMS,
+    default="FULL",
+)
+SEED = setting_property("seed")
+INPUT_SIZE = setting_property("size")
 POINT_SIZE = FloatProperty(
     name="Point Size",
     description="Point diameter in pixels of the footage, seen from that frame's camera",
@@ -99,6 +94,7 @@ class Geo4DSceneSettings(bpy.types.PropertyGroup):
     frame_last: FRAME_LAST
     points_per_frame: POINTS_PER_FRAME
     storage: STORAGE
+    points: POINTS
     seed: SEED
     last_summary: StringProperty(
         name="Last Run", description="What the last reconstruction of this scene produced"

@@ -2,8 +2,13 @@
 
 import bpy
 
-from . import properties, save_paths, streamed_check, strip_job
+from . import preference_tasks, properties, save_paths, streamed_check, strip_job
 from .operators.cancel import GEO4D_OT_cancel
+from .operators.environment_setup import (
+    GEO4D_OT_cancel_preferences_task,
+    GEO4D_OT_convert_checkpoint,
+    GEO4D_OT_setup_environment,
+)
 from .operators.import_result import GEO4D_OT_import_result
 from .operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
 from .preferences import GEO4D_OT_check_setup, Geo4DPreferences
@@ -14,6 +19,9 @@ from .ui.panels import PANELS
 CLASSES: tuple = (
     Geo4DPreferences,
     GEO4D_OT_check_setup,
+    GEO4D_OT_setup_environment,
+    GEO4D_OT_convert_checkpoint,
+    GEO4D_OT_cancel_preferences_task,
     *properties.PROPERTY_GROUPS,
     GEO4D_OT_import_result,
     GEO4D_OT_reconstruct_strip,
@@ -33,6 +41,7 @@ def register() -> None:
 
 
 def unregister() -> None:
+    preference_tasks.stop_all()
     strip_job.unregister()
     streamed_check.unregister()
     save_paths.unregister()

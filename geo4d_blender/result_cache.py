@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from .core.errors import Geo4DError
-from .core.result import read_description
+from .core.result import read_description, read_static_points
 from .point_cloud_builder import check_frames
 
 logger = logging.getLogger(__name__)
@@ -48,14 +48,18 @@ def record_job(folder: Path, fingerprint: dict) -> None:
 def cached_result_matches(folder: Path, fingerprint: dict) -> bool:
     """True when `folder` holds a complete, undamaged result written by a job with exactly this fingerprint.
 
-    Every frame's PLY is read and checked: a damaged frame means the result is made afresh.
+    Every frame's PLY (and a split result's static.ply) is read and checked: a damaged one means the result
+    is made afresh.
     """
     path = job_record_path(folder)
     try:
         recorded = json.loads(path.read_text())
         if recorded != json.loads(json.dumps(fingerprint)):
             return False
-        check_frames(folder, read_description(folder).num_frames)
+        description = read_description(folder)
+        check_frames(folder, description.num_frames)
+        if description.split:
+            read_static_points(folder)
     except FileNotFoundError:
         return False
     except (OSError, json.JSONDecodeError, Geo4DError) as error:

@@ -1,5 +1,8 @@
 """Import a reconstruction folder into a Blender scene: camera, point cloud, collection, scene settings.
 
+A split result (static.ply beside frames of moving points) imported with points "SPLIT" gets a static
+`Set` object and an animated `Moving` object instead of the one animated cloud.
+
 All or nothing: every data-block is created first and removed again if anything fails; only then is the
 previous import of the same result replaced and the scene's resolution, fps and frame range set.
 """
@@ -18,11 +21,11 @@ from .blender_compat import STREAMED_SINCE, streamed_points_supported
 from .camera_builder import build_camera, camera_intrinsics, check_intrinsics
 from .core.camera import blender_world_from
 from .core.errors import Geo4DError
-from .core.result import JSON_NAME, read_description, read_frame_points
+from .core.result import JSON_NAME, read_description, read_frame_points, read_static_points
 from .core.result_description import ResultDescription
 from .import_options import MAX_FRAME, ImportOptions
 from .owned_data import OwnedData, find_owned, remove_blocks
-from .point_cloud_builder import build_point_cloud, check_frames, read_all_points
+from .point_cloud_builder import build_point_cloud, build_static_set, check_frames, read_all_points
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,14 @@ _DEFAULT_CLIP_RANGE = (0.1, 1000.0)
 
 @dataclass
 class ImportedResult:
-    """What an import made: the objects, their collection, and warnings to show the user."""
+    """What an import made: the objects, their collection, and warnings to show the user. points is the
+    animated cloud (`Moving` of a split import); static is the split import's `Set`, else None."""
 
     camera: bpy.types.Object
     points: bpy.types.Object
     collection: bpy.types.Collection
     warnings: list[str] = field(default_factory=list)
+    static: bpy.types.Object | None = None
 
 
 def result_key(folder: str | Path) -> str:
@@ -73,8 +78,10 @@ def import_result(
     else:
         frames = read_all_points(folder, frame_count)
         first_points = frames[0]
+    split, point_warnings = _point_mode(description, options)
+    static = read_static_points(folder) if split else None  # checked before anything is built
     world = blender_world_from(camera_to_world[0])
-    clip_range = _clip_range(first_points, camera_to_world[0])
+    clip_range = _clip_range(first_points if static is None else static, camera_to_world[0])
 
     name = f"Geo4D {folder.name}"
     previous = find_owned(str(folder), scene)  # this scene's import; a copied scene keeps its own
@@ -84,11 +91,15 @@ def import_result(
         camera, warnings = build_camera(
             f"{name} camera", description, folder, world, clip_range, options, owned
         )
-        points = build_point_cloud(
-            f"{name} points", description, folder, world, camera, frames, options, owned
-        )
+        cloud_name = f"{name} Moving" if split else f"{name} points"
+        points = build_point_cloud(cloud_name, description, folder, world, camera, frames, options, owned)
+        static_set = None
+        if split:
+            static_set = build_static_set(f"{name} Set", static, description, world, camera, options, owned)
         collection.objects.link(camera)
         collection.objects.link(points)
+        if static_set is not None:
+            collection.objects.link(static_set)
         scene.collection.children.link(collection)
     except BaseException:
         owned.remove_all()
@@ -96,7 +107,7 @@ def import_result(
     remove_blocks(previous, only_unused=True)
     owned.settle_names()
     _set_scene(scene, description, camera, options)
-    warnings = storage_warnings + warnings
+    warnings = storage_warnings + point_warnings + warnings
     for warning in warnings:
         logger.warning(warning)
     logger.info(
@@ -106,7 +117,22 @@ def import_result(
         options.storage,
         options.frame_start,
     )
-    return ImportedResult(camera=camera, points=points, collection=collection, warnings=warnings)
+    return ImportedResult(camera, points, collection, warnings, static_set)
+
+
+def _point_mode(description: ResultDescription, options: ImportOptions) -> tuple[bool, list[str]]:
+    """Whether to build Set and Moving, and a warning when the choice and the result do not match."""
+    if options.points == "SPLIT" and not description.split:
+        return False, [
+            "This result has no static cloud (it was reconstructed with full frames): imported as one animated "
+            "cloud. Reconstruct with split points to get a Set and a Moving object."
+        ]
+    if options.points == "FULL" and description.split:
+        return False, [
+            "This result's frames hold only the moving points; the static set is in static.ply. Import with "
+            "Points: Split to see the set."
+        ]
+    return description.split, []
 
 
 def _supported_storage(options: ImportOptions) -> tuple[ImportOptions, list[str]]:

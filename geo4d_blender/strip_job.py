@@ -14,23 +14,13 @@ from pathlib import Path
 import bpy
 
 from .core.errors import Cancelled, Geo4DError, SettingError
-from .core.limits import (
-    DEVICES,
-    MAX_COUNT,
-    MAX_SEED,
-    MAX_STEPS,
-    PRECISIONS,
-    check_choice,
-    check_integer,
-    check_model_size,
-    check_number,
-)
+from .core.limits import check_choice, check_integer, check_number
 from .core.result import read_description
-from .core.windows import MAX_STRIDE, STRIDE_REASON
-from .core.worker import result_summary
-from .core.worker_client import WorkerProcess, WorkerStatus
+from .core.settings import ReconstructionSettings, default_of, spec_of
+from .core.worker.parent import WorkerProcess, WorkerStatus
+from .core.worker.protocol import CANCELLED, DETAILED_STAGES, DONE, STAGES, ReconstructJob, result_summary
 from .import_options import MAX_FRAME, ImportOptions
-from .preferences import TINY_MODEL, check_model_files, setup_choice, strip_result_folder
+from .preferences import check_model_files, setup_choice, strip_result_folder
 from .result_cache import cached_result_matches, job_fingerprint, record_job
 from .scene_builder import ImportedResult, import_result
 from .strips import StripFrames, read_strip, scene_fps
@@ -39,45 +29,37 @@ logger = logging.getLogger(__name__)
 
 # Jobs whose worker is alive; geo4d.cancel and unregister() stop them.
 RUNNING: list[StripJob] = []
-# Stages the worker reports, in the words the status bar shows.
-STAGE_NAMES = {
-    "load": "Loading model",
-    "decode": "Reading frames",
-    "predict": "Predicting window",
-    "align": "Aligning",
-    "save": "Saving",
-}
-# Stages whose own messages say more than the stage name ("window 2 of 5, DDIM step 3/5", "align: depth").
-DETAILED_STAGES = ("predict", "align")
 
 
 @dataclass(frozen=True)
 class StripSettings:
     """How to reconstruct a strip. Empty model/device/precision/worker_python mean "as in the preferences".
 
-    steps: DDIM steps per window (0 = the model's own).
+    stride, steps, seed, size: the ReconstructionSettings fields (their defaults and limits).
     frame_range: timeline frames (first, last), inclusive; None = the strip's visible frames.
-    points_per_frame: most points kept per frame (0 = all). result_folder: empty = the strip's cache folder.
-    size: the network's input (W, H) in pixels, forced (multiples of 64); None = chosen by the video's aspect.
+    points_per_frame: ReconstructionSettings.max_points_per_frame, 0 for all. result_folder: empty = the
+        strip's cache folder.
+    points: "FULL" (every frame whole) or "SPLIT" (reconstructed with split points, imported as Set and Moving).
     reuse_result: import the cached result without running the worker when the same movie, model files and
         reconstruction settings made it (import-only settings such as storage may differ).
     timeout: seconds a blocking run() may take before the worker is stopped (None = no limit).
     """
 
     model: str = ""
-    stride: int = 4
-    steps: int = 0
+    stride: int = default_of("stride")
+    steps: int = default_of("steps")
     device: str = ""
     precision: str = ""
     frame_range: tuple[int, int] | None = None
     points_per_frame: int = 0
     storage: str = "STREAMED"
-    seed: int = 123
+    points: str = "FULL"
+    seed: int = default_of("seed")
     point_size: float = 1.0
     result_folder: str = ""
     worker_python: str = ""
     timeout: float | None = None
-    size: tuple[int, int] | None = None
+    size: tuple[int, int] | None = default_of("size")
     reuse_result: bool = True
 
     def __post_init__(self) -> None:
@@ -85,21 +67,20 @@ class StripSettings:
         for name in ("model", "result_folder", "worker_python"):
             if not isinstance(getattr(self, name), str):
                 raise SettingError(owner, name, getattr(self, name), "a string")
-        check_integer(owner, "stride", self.stride, 1, MAX_STRIDE, STRIDE_REASON)
-        check_integer(owner, "steps", self.steps, 0, MAX_STEPS)
-        check_integer(owner, "points_per_frame", self.points_per_frame, 0, MAX_COUNT, " (0 = all)")
-        check_integer(owner, "seed", self.seed, 0, MAX_SEED)
-        for name, choices in (("device", DEVICES), ("precision", PRECISIONS)):
-            check_choice(owner, name, getattr(self, name), ("", *choices))
+        for name in ("stride", "steps", "seed", "size"):
+            spec_of(name).check(owner, name, getattr(self, name))
+        most_points = int(spec_of("max_points_per_frame").high)
+        check_integer(owner, "points_per_frame", self.points_per_frame, 0, most_points, " (0 = all)")
+        for name in ("device", "precision"):
+            check_choice(owner, name, getattr(self, name), ("", *spec_of(name).names))
         if self.frame_range is not None:
             frames = self.frame_range
             if not isinstance(frames, tuple | list) or len(frames) != 2:
                 raise SettingError(owner, "frame_range", frames, "None or (first, last) timeline frames")
             for frame in frames:
                 check_integer(owner, "frame_range", frame, 0, MAX_FRAME)
-        ImportOptions(storage=self.storage, point_size=self.point_size)  # checked now, not after the run
-        if self.size is not None:
-            check_model_size(owner, "size", self.size)
+        # checked now, not after the run
+        ImportOptions(storage=self.storage, point_size=self.point_size, points=self.points)
         if self.timeout is not None:
             check_number(owner, "timeout", self.timeout, 0.0, float("inf"), "None or seconds > 0", False)
         if not isinstance(self.reuse_result, bool):
@@ -126,25 +107,21 @@ class StripJob:
             if settings.result_folder
             else strip_result_folder(choice, scene.name, strip.name)
         )
-        self.job = {
-            "kind": "reconstruct",
-            "video": str(self.frames.video),
-            "output": str(self.folder),
-            "model": self.model,
-            "settings": {
-                "start": self.frames.movie_start,
-                "end": self.frames.movie_end,
-                "stride": settings.stride,
-                "steps": settings.steps,
-                "seed": settings.seed,
-                "device": settings.device or choice.device,
-                "precision": settings.precision or choice.precision,
-                "max_points_per_frame": settings.points_per_frame or None,
-                "size": list(settings.size) if settings.size else None,
-            },
-        }
-        if self.model != TINY_MODEL and len(files) == 1 and files[0].suffix != ".safetensors":
-            files.append(files[0].with_name("vae.ckpt"))  # the published VAE the pipeline finds beside it
+        reconstruction = ReconstructionSettings(
+            start=self.frames.movie_start,
+            end=self.frames.movie_end,
+            stride=settings.stride,
+            steps=settings.steps,
+            seed=settings.seed,
+            device=settings.device or choice.device,
+            precision=settings.precision or choice.precision,
+            size=settings.size,
+            max_points_per_frame=settings.points_per_frame or None,
+            points=settings.points.lower(),
+        )
+        self.job = ReconstructJob(
+            str(self.frames.video), str(self.folder), self.model, reconstruction
+        ).to_json()
         self.fingerprint = job_fingerprint(self.job, files)
         self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)
@@ -158,7 +135,7 @@ class StripJob:
         status = self.status
         if status.stage in DETAILED_STAGES and status.message:
             return f"Geo4D '{self.frames.strip_name}': {status.message}"
-        stage = STAGE_NAMES.get(status.stage, status.stage.capitalize() or "Starting worker")
+        stage = STAGES.get(status.stage, status.stage.capitalize() or "Starting worker")
         counter = f" {status.done}/{status.total}" if status.total > 1 else ""
         return f"Geo4D '{self.frames.strip_name}': {stage}{counter}"
 
@@ -199,10 +176,10 @@ class StripJob:
         """Import a finished job's result into its scene on the strip's frames; raise for errors and cancels."""
         status = self.status
         if self.cached:
-            summary = dict(result_summary(self.folder), seconds=0.0, cached=True)
-        elif status.state == "cancelled":
+            summary = dict(result_summary(read_description(self.folder)), seconds=0.0, cached=True)
+        elif status.state == CANCELLED:
             raise Cancelled("Reconstruction cancelled; nothing was added to the scene.")
-        elif status.state != "done":
+        elif status.state != DONE:
             raise Geo4DError(status.error or "The Geo4D worker stopped without a result.")
         else:
             summary = status.result["summary"]
@@ -230,6 +207,7 @@ class StripJob:
         options = ImportOptions(
             frame_start=self.frames.timeline_start,
             storage=self.settings.storage,
+            points=self.settings.points,
             point_size=self.settings.point_size,
         )
         render = scene.render

@@ -91,6 +91,15 @@ def strip_video(strip: bpy.types.Strip) -> Path:
     return video
 
 
+def strip_problem(strip: bpy.types.Strip) -> str:
+    """Why the strip cannot be reconstructed, in its first sentence for a panel line; empty when it can."""
+    try:
+        strip_video(strip)
+    except Geo4DError as error:
+        return str(error).split(". ")[0]
+    return ""
+
+
 def _check_timing(scene: bpy.types.Scene, strip: bpy.types.Strip) -> None:
     """Refuse strips whose timeline frames are not the movie's frames one by one."""
     if strip.use_reverse_frames:

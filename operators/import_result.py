@@ -12,7 +12,7 @@ from bpy_extras.io_utils import ImportHelper
 from ..core.errors import Geo4DError, SettingError
 from ..core.result import JSON_NAME
 from ..import_options import MAX_FRAME, ImportOptions
-from ..properties import POINT_SIZE, STORAGE
+from ..properties import POINT_SIZE, POINTS, STORAGE
 from ..scene_builder import import_result
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class GEO4D_OT_import_result(bpy.types.Operator, ImportHelper):
         max=MAX_FRAME,
     )
     storage: STORAGE
+    points: POINTS
     point_size: POINT_SIZE
     point_radius: FloatProperty(
         name="Fixed Radius",
@@ -66,6 +67,7 @@ class GEO4D_OT_import_result(bpy.types.Operator, ImportHelper):
                 storage=self.storage,
                 point_size=self.point_size,
                 point_radius=self.point_radius,
+                points=self.points,
             )
             imported = import_result(self.result_folder(), options, context.scene)
         except SettingError as error:  # the fields are the operator's property names

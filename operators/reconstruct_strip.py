@@ -11,11 +11,7 @@ import logging
 from collections.abc import Callable
 
 import bpy
-from bpy.props import (
-    BoolProperty,
-    IntVectorProperty,
-    StringProperty,
-)
+from bpy.props import BoolProperty, StringProperty
 
 from ..blender_compat import sequencer_scene
 from ..core.errors import Cancelled, Geo4DError, SettingError
@@ -23,7 +19,9 @@ from ..properties import (
     DEVICE,
     FRAME_FIRST,
     FRAME_LAST,
+    INPUT_SIZE,
     POINT_SIZE,
+    POINTS,
     POINTS_PER_FRAME,
     PRECISION,
     SEED,
@@ -71,16 +69,10 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
     frame_last: FRAME_LAST
     points_per_frame: POINTS_PER_FRAME
     storage: STORAGE
+    points: POINTS
     seed: SEED
     point_size: POINT_SIZE
-    input_size: IntVectorProperty(
-        name="Input Size",
-        description="Network input width and height in pixels, multiples of 64 (0, 0: chosen by the video's aspect)",
-        size=2,
-        default=(0, 0),
-        min=0,
-        max=2048,
-    )
+    input_size: INPUT_SIZE
     reuse_result: BoolProperty(
         name="Reuse Result",
         description="Import the strip's cached result at once when the same movie, model and settings made it",
@@ -102,6 +94,7 @@ class GEO4D_OT_reconstruct_strip(bpy.types.Operator):
             frame_range=None if self.use_strip_range else (self.frame_first, self.frame_last),
             points_per_frame=self.points_per_frame,
             storage=self.storage,
+            points=self.points,
             seed=self.seed,
             point_size=self.point_size,
             result_folder=self.result_folder,

@@ -26,7 +26,7 @@ def write_published_checkpoints() -> Callable[..., tuple[Path, Path]]:
     carry the keys the loader drops by rule too: the schedule buffers, adaptors and CLIP leftovers (named
     as in the published key list, zero-filled), and in vae.ckpt the encoder of the main VAE.
     """
-    from geo4d.core.model.checkpoint import MODEL_DROPS, our_key_to_checkpoint, published_state_dict
+    from geo4d.core.network.checkpoint import MODEL_DROPS, our_key_to_checkpoint, published_state_dict
 
     published = json.loads((DATA / "geo4d_state_dict_shapes.json").read_text())
     dropped = [key for key in published if any(rule.matches(key) for rule in MODEL_DROPS)]
@@ -61,16 +61,16 @@ def write_published_checkpoints() -> Callable[..., tuple[Path, Path]]:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     """The model setting of the embedded tiny model: "tiny" when its weights ship, else a random-weight
-    tiny checkpoint in our converted format (Geo4D.from_config + write_network_file)."""
+    tiny checkpoint in our converted format (random_network + write_network_file)."""
     import geo4d.core
 
     if (Path(geo4d.core.__file__).parent / "weights" / "geo4d-tiny.safetensors").is_file():
         return "tiny"
-    from geo4d.core.geo4d_pipeline import Geo4D
-    from geo4d.core.model.config import NetworkConfig
-    from geo4d.core.model.network_file import write_network_file
+    from geo4d.core.network.config import NetworkConfig
+    from geo4d.core.network.loading import random_network
+    from geo4d.core.network.network_file import write_network_file
 
-    network = Geo4D.from_config(NetworkConfig.tiny(), seed=0)
+    network = random_network(NetworkConfig.tiny(), seed=0)
     path = tmp_path_factory.mktemp("tiny-model") / "geo4d-tiny-random.safetensors"
     modules = {"unet": network.unet, "vae": network.vae, "pointmap_vae": network.pointmap_vae}
     write_network_file(path, modules, network.context, network.config, torch.float32)

@@ -7,13 +7,12 @@ from pathlib import Path
 import bpy
 
 from ..blender_compat import sequencer_scene
-from ..core.errors import Geo4DError
 from ..operators.cancel import GEO4D_OT_cancel
 from ..operators.reconstruct_strip import GEO4D_OT_reconstruct_strip
 from ..owned_data import PROBLEM_TAG
 from ..preferences import TINY_MODEL, TINY_WEIGHTS, setup_choice
 from ..strip_job import RUNNING
-from ..strips import strip_video
+from ..strips import strip_problem
 
 
 def model_readiness(scene_settings) -> tuple[str, bool]:
@@ -68,6 +67,7 @@ class Geo4DMainPanel(Geo4DPanelBase):
         column.prop(settings, "steps")
         column.prop(settings, "points_per_frame")
         column.prop(settings, "storage")
+        column.prop(settings, "points")
 
         progress = context.window_manager.geo4d_progress
         if RUNNING:
@@ -88,10 +88,9 @@ class Geo4DMainPanel(Geo4DPanelBase):
             box.label(text="Select a movie strip in the Sequencer", icon="INFO")
             return False
         box.label(text=strip.name, icon="FILE_MOVIE" if strip.type == "MOVIE" else "ERROR")
-        try:
-            strip_video(strip)
-        except Geo4DError as error:
-            box.label(text=str(error).split(". ")[0])
+        problem = strip_problem(strip)
+        if problem:
+            box.label(text=problem)
             return False
         first, last = strip.frame_final_start, strip.frame_final_end - 1
         box.label(text=f"Frames {first}-{last} ({last - first + 1}), {strip.fps:g} fps")
@@ -112,6 +111,7 @@ class Geo4DMainPanel(Geo4DPanelBase):
         operator.frame_last = settings.frame_last
         operator.points_per_frame = settings.points_per_frame
         operator.storage = settings.storage
+        operator.points = settings.points
         operator.seed = settings.seed
 
 

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import RESULTS_MD, evaluate
+    from ..evaluation.protocol import RESULTS_MD, evaluate
 
     settings = settings_from(args)
     bar = ProgressBar()

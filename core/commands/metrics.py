@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from ..errors import Geo4DError
-    from ..metrics import camera_metrics, depth_metrics
+    from ..evaluation.metrics import camera_metrics, depth_metrics
     from ..result import Reconstruction
 
     prediction = Reconstruction.load(args.prediction)

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TextIO
 
 from ..cli import options_named, size_argument
-from ..limits import MAX_STEPS
+from ..limits import MAX_COUNT
 from ..progress import ProgressEvent
-from ..windows import MAX_STRIDE
+from ..settings import CHOICE, INTEGER, SIZE, default_of, spec_of
 
 NAME = "reconstruct"
 HELP = "reconstruct a video into a result folder (cameras, focal, per-frame depth and coloured points)"
@@ -36,7 +36,7 @@ OPTIONS = {
     "min_confidence": "--min-confidence",
     "window_batch": "--window-batch",
     "decode_batch": "--decode-batch",
-    "compile": "--compile",
+    "points": "--points",
 }
 
 
@@ -59,49 +59,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights file instead: a .safetensors from convert-checkpoint, or the published model.ckpt "
         "(vae.ckpt beside it, or give 'model.ckpt,vae.ckpt')",
     )
-    parser.add_argument("--start", type=int, default=0, help="first source frame (default 0)")
-    parser.add_argument(
-        "--end", type=int, default=None, help="source frame to stop before (default: the end)"
-    )
-    add_sampling_arguments(parser, size_help="force the network input WIDTHxHEIGHT (multiples of 64)")
-    parser.add_argument("--max-points", type=int, default=None, help="points kept per frame in the PLY files")
-    parser.add_argument(
-        "--min-confidence", type=float, default=0.0, help="drop points below this confidence (default 0)"
-    )
-    parser.add_argument(
-        "--window-batch",
-        type=int,
-        default=0,
-        help="windows per network call (0 = auto: 1 on CPU, up to 8 on CUDA)",
-    )
-    parser.add_argument(
-        "--decode-batch", type=int, default=8, help="frames per VAE call (lower = less memory)"
-    )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the UNet and VAEs (opt-in: minutes of compiling first; see docs/speed.md)",
-    )
+    add_setting_arguments(parser, OPTIONS, {})
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, size_help: str) -> None:
     """The options of how windows are sampled, shared by every command that reconstructs."""
-    parser.add_argument(
-        "--stride", type=int, default=4, help=f"frames between window starts, 1-{MAX_STRIDE} (default 4)"
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=0,
-        help=f"DDIM steps per window, 0-{MAX_STEPS} (default 0: the model's own, 1 for tiny and 5 for the "
-        "published Geo4D)",
-    )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
-    parser.add_argument(
-        "--precision", choices=("auto", "bf16", "fp16", "fp32"), default="auto", help="default auto"
-    )
-    parser.add_argument("--seed", type=int, default=123, help="noise seed (default 123)")
-    parser.add_argument("--size", type=size_argument, default=None, help=size_help)
+    add_setting_arguments(parser, SAMPLING_OPTIONS, {"size": size_help})
+
+
+def add_setting_arguments(
+    parser: argparse.ArgumentParser, options: dict[str, str], help_texts: dict[str, str]
+) -> None:
+    """One option per ReconstructionSettings field in `options` (field -> option), its type, choices, default
+    and help from the field's SettingSpec (help_texts: a command's own help for a field, in full). The
+    option's value is stored under the field's name; ranges are checked when the settings are built (so that
+    a refusal names the option, exit status 1)."""
+    for name, option in options.items():
+        spec, default = spec_of(name), default_of(name)
+        if spec.kind == CHOICE:
+            kind = {"choices": spec.names}
+        elif spec.kind == SIZE:
+            kind = {"type": size_argument, "metavar": "WIDTHxHEIGHT"}
+        else:
+            kind = {
+                "type": int if spec.kind == INTEGER else float,
+                "metavar": option[2:].replace("-", "_").upper(),
+            }
+        limits = f", {spec.allowed}" if spec.kind == INTEGER and spec.high < MAX_COUNT else ""
+        said = spec.none_means if default is None else default
+        help_text = help_texts.get(name, f"{spec.help}{limits} (default: {said})")
+        parser.add_argument(option, dest=name, default=default, help=help_text, **kind)
 
 
 class ProgressBar:
@@ -166,9 +153,9 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     confidence, warnings."""
     import numpy as np
 
-    from ..align_trust import LOW_CONFIDENCE
+    from ..align.trust import LOW_CONFIDENCE
     from ..camera import lens_from_focal
-    from ..metrics import path_length
+    from ..evaluation.metrics import path_length
     from ..result import read_description
 
     description = read_description(folder)
@@ -178,7 +165,7 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     timings = description.timings
     stage_times = [
         f"{stage} {timings[f'{stage}_s']:.1f} s"
-        for stage in ("load", "decode", "predict", "align")
+        for stage in ("load", "decode", "predict", "align", "motion")
         if f"{stage}_s" in timings
     ]
     save_seconds = bar.seconds("save")
@@ -203,6 +190,11 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
             f"  confidence {min(confidence):.2f} lowest (frame {int(np.argmin(confidence))}), "
             f"{np.mean(confidence):.2f} mean; {low} frame{'s' if low != 1 else ''} under {LOW_CONFIDENCE}"
         )
+    if description.split:
+        lines.append(
+            f"  points     split: static.ply holds {description.motion.static_points} static points; "
+            "the frames hold the moving ones"
+        )
     warnings = description.warnings
     lines.append(f"  warnings   {len(warnings) or 'none'}")
     lines += [f"    - {warning}" for warning in warnings[:8]]
@@ -211,21 +203,13 @@ def summary(folder: Path, bar: ProgressBar, wall_seconds: float) -> str:
     return "\n".join(lines)
 
 
-def settings_from(args: argparse.Namespace, **fields):
-    """ReconstructionSettings from add_sampling_arguments' options plus `fields`; a bad value is a Geo4DError
+def settings_from(args: argparse.Namespace, options: dict[str, str] = SAMPLING_OPTIONS):
+    """ReconstructionSettings from the parsed `options` (add_setting_arguments'); a bad value is a Geo4DError
     naming the option."""
-    from ..pipeline import ReconstructionSettings
+    from ..settings import ReconstructionSettings
 
-    with options_named(OPTIONS):
-        return ReconstructionSettings(
-            stride=args.stride,
-            steps=args.steps,
-            seed=args.seed,
-            device=args.device,
-            precision=args.precision,
-            size=args.size,
-            **fields,
-        )
+    with options_named(options):
+        return ReconstructionSettings(**{name: getattr(args, name) for name in options})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,18 +217,9 @@ def run(args: argparse.Namespace) -> int:
 
     model = args.checkpoint or args.model
     check_result_folder(args.output, args.video, model)  # before torch starts: a refusal is instant
-    from ..pipeline import reconstruct_to_folder
+    from ..reconstruction import reconstruct_to_folder
 
-    settings = settings_from(
-        args,
-        start=args.start,
-        end=args.end,
-        max_points_per_frame=args.max_points,
-        min_confidence=args.min_confidence,
-        window_batch=args.window_batch,
-        decode_batch=args.decode_batch,
-        compile=args.compile,
-    )
+    settings = settings_from(args, OPTIONS)
     started = time.perf_counter()
     bar = ProgressBar()
     try:

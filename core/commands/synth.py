@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import Geo4DError
     from ..progress import ProgressEvent
-    from ..synthetic import SceneConfig, write_synthetic
+    from ..synthetic.render import SceneConfig, write_synthetic
 
     width, height = args.size
     with options_named(OPTIONS):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..settings import DEVICES
+
 NAME = "train"
 HELP = "train the embedded tiny model on synthetic scenes: DIR/geo4d-tiny.safetensors and its loss log"
 
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in OVERRIDES:
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=int, default=None, help=f"override the preset's {name}")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto")
+    parser.add_argument("--device", choices=DEVICES, default=DEVICES[0], help=f"default: {DEVICES[0]}")
     parser.add_argument(
         "--threads",
         type=int,

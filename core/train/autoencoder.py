@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.vae import Geo4DVAE
+from ..network.vae import Geo4DVAE
 from ..progress import Reporter
 from .config import TrainConfig
 from .data import WINDOW, SceneSet, flip_targets, modality_targets, rgb_images, window_starts

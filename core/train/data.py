@@ -22,7 +22,7 @@ from ..modalities import POINT_INVALID, encode_disparity, encode_point_map, enco
 from ..output_folder import write_file
 from ..progress import Reporter
 from ..result import write_npz
-from ..synthetic import SceneConfig, render_scene
+from ..synthetic.render import SceneConfig, render_scene
 from .config import TrainConfig
 
 logger = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ import torch
 from einops import rearrange
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..model.unet import UNet3D
-from ..model.vae import Geo4DVAE
+from ..network.sampler import Geo4DSampler, SamplerConfig, make_scheduler
+from ..network.unet import UNet3D
+from ..network.vae import Geo4DVAE
 from ..progress import Reporter
-from ..sampler import Geo4DSampler, SamplerConfig, make_scheduler
 from .autoencoder import window_targets
 from .config import TrainConfig
 from .data import WINDOW, SceneSet, rgb_images, window_starts

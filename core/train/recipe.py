@@ -11,11 +11,12 @@ from pathlib import Path
 import torch
 
 from ..errors import Geo4DError
-from ..geo4d_pipeline import Geo4D
-from ..model.config import NetworkConfig
-from ..model.network_file import write_network_file
-from ..model.unet import UNet3D
-from ..model.vae import Geo4DVAE
+from ..network.config import NetworkConfig
+from ..network.loading import resolve_device
+from ..network.network_file import write_network_file
+from ..network.unet import UNet3D
+from ..network.vae import Geo4DVAE
+from ..network.window_pipeline import WindowPipeline
 from ..output_folder import check_output_folder, write_file
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from .autoencoder import (
@@ -26,7 +27,7 @@ from .autoencoder import (
     train_vae,
 )
 from .config import CACHE_NAME, DATA_DIR, LOG_NAME, SUMMARY_NAME, TRAINING_LAYOUT, WEIGHTS_NAME, TrainConfig
-from .data import WINDOW, render_scenes
+from .data import WINDOW, SceneSet, render_scenes
 from .denoiser import VIDEO_FPS, LatentSet, c_concat, encode_windows, train_unet
 
 logger = logging.getLogger(__name__)
@@ -34,16 +35,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS_DTYPE = torch.float16  # halves the shipped file; the pipeline loads it in its own precision
 
 
-def training_device(name: str) -> torch.device:
-    """ "auto" (CUDA when available), "cpu" or "cuda"; Geo4DError when CUDA is asked for but missing."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise Geo4DError(f"Device {name!r} is not known; use auto, cpu or cuda.")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise Geo4DError("CUDA was requested but PyTorch sees no CUDA device; use --device cpu.")
-    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
-
-
-def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainConfig):
+def _sampled_pointmap_latents(model: WindowPipeline, latents: LatentSet, config: TrainConfig):
     """A LatentSource: the UNet's sample of a window (the network's own DDIM steps), its point-map latents
     unscaled [L, 4, h, w]."""
     generator = torch.Generator().manual_seed(config.seed + 5)
@@ -54,10 +46,56 @@ def _sampled_pointmap_latents(model: Geo4D, latents: LatentSet, config: TrainCon
         condition = c_concat(latents, window, scale, generator)[None].to(model.device)
         noise = torch.randn((1, model.config.unet.out_channels, *condition.shape[2:]), generator=generator)
         with torch.no_grad():
-            sampled = model.denoise(condition, VIDEO_FPS, noise)
+            sampled = model.denoise(condition, VIDEO_FPS, noise, model.sampler(0))
         return sampled[0, :4].transpose(0, 1) / scale
 
     return sample
+
+
+def _trained_vae(
+    network: NetworkConfig,
+    scenes: SceneSet,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    log_path: Path,
+) -> tuple[Geo4DVAE, list[dict[str, float]], dict[str, float]]:
+    """A new VAE (torch seeded with the recipe's seed) trained on the scenes, its latents standardised;
+    with its loss history and its reconstruction errors."""
+    torch.manual_seed(config.seed)
+    vae = Geo4DVAE(network.vae, encoder=True, uncertainty=False).to(device)
+    history = train_vae(vae, scenes, config, device, reporter, log_path)
+    standardise_latents(vae, scenes, config, device)
+    errors = reconstruction_error(vae, scenes, config, device)
+    logger.info("VAE reconstruction error (L1 per modality and of RGB frames): %s", errors)
+    return vae, history, errors
+
+
+def _trained_unet(
+    network: NetworkConfig,
+    latents: LatentSet,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    log_path: Path,
+) -> tuple[UNet3D, torch.nn.Parameter, list[dict[str, float]]]:
+    """A new UNet and its learned constant context [1, tokens, context_dim], trained on the windows'
+    latents, with the loss history."""
+    unet = UNet3D(network.unet).to(device)
+    tokens = network.unet.text_tokens + network.unet.image_tokens_per_frame * WINDOW
+    context = torch.nn.Parameter(torch.randn(1, tokens, network.unet.context_dim, device=device))
+    history = train_unet(
+        unet,
+        context,
+        latents,
+        config,
+        network.vae.scale_factor,
+        network.sampling_steps,
+        device,
+        reporter,
+        log_path,
+    )
+    return unet, context, history
 
 
 def run_training(
@@ -77,7 +115,7 @@ def run_training(
     """
     output = check_output_folder(output, TRAINING_LAYOUT)
     network = network or NetworkConfig.preset(config.network)
-    torch_device = training_device(device)
+    torch_device = resolve_device(device)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -99,35 +137,20 @@ def run_training(
     scenes = render_scenes(config, size, output / DATA_DIR / CACHE_NAME, reporter)
     lap("render")
 
-    torch.manual_seed(config.seed)
-    vae = Geo4DVAE(network.vae, encoder=True, uncertainty=False).to(torch_device)
-    histories = {"vae": train_vae(vae, scenes, config, torch_device, reporter, log_path)}
-    standardise_latents(vae, scenes, config, torch_device)
-    vae_errors = reconstruction_error(vae, scenes, config, torch_device)
-    logger.info("VAE reconstruction error (L1 per modality and of RGB frames): %s", vae_errors)
+    vae, vae_history, vae_errors = _trained_vae(network, scenes, config, torch_device, reporter, log_path)
+    histories = {"vae": vae_history}
     lap("vae")
 
     latents = encode_windows(vae, scenes, config, torch_device, reporter)
     lap("encode")
 
-    unet = UNet3D(network.unet).to(torch_device)
-    tokens = network.unet.text_tokens + network.unet.image_tokens_per_frame * WINDOW
-    context = torch.nn.Parameter(torch.randn(1, tokens, network.unet.context_dim, device=torch_device))
-    histories["unet"] = train_unet(
-        unet,
-        context,
-        latents,
-        config,
-        network.vae.scale_factor,
-        network.sampling_steps,
-        torch_device,
-        reporter,
-        log_path,
+    unet, context, histories["unet"] = _trained_unet(
+        network, latents, config, torch_device, reporter, log_path
     )
     lap("unet")
 
     pointmap = pointmap_vae_from(vae)
-    model = Geo4D(network, unet, vae, pointmap, context.detach())
+    model = WindowPipeline(network, unet, vae, pointmap, context.detach())
     sampler = _sampled_pointmap_latents(model, latents, config)
     histories["pointmap"] = finetune_pointmap_decoder(
         pointmap, vae, scenes, config, torch_device, sampler, reporter, log_path

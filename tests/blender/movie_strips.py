@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 
 from geo4d.blender_compat import top_level_strips
-from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
+from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, write_synthetic
 from geo4d.owned_data import OWNED_KINDS
 
 # Timeline frame at which the test strips start (movie frame 0 shows there).

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from geo4d.core.result import Intrinsics, Reconstruction
-from geo4d.core.synthetic import SceneConfig, write_synthetic
+from geo4d.core.synthetic.render import SceneConfig, write_synthetic
 
 
 def write_result(
@@ -28,6 +28,7 @@ def write_result(
             depth=truth.depth[:, top:, left:],
             confidence=truth.confidence[:, top:, left:],
             color=truth.color[:, top:, left:],
+            motion=dataclasses.replace(truth.motion, score=truth.motion.score[:, top:, left:]),
         )
         truth.save(folder)
     return truth

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from synthetic_results import write_result
 
-from geo4d.commands.demo import RENDER_SCALE, build_blend, make_sheet, render_frames
-from geo4d.core.figures import enlarge
-from geo4d.core.synthetic_eval import quality_figures
+from geo4d.blender_commands.demo import RENDER_SCALE, build_blend, make_sheet, render_frames
+from geo4d.core.synthetic.figures import enlarge
+from geo4d.core.synthetic.quality import quality_figures
 
 
 def test_ground_truth_points_render_like_the_video(tmp_path, empty_scene):
@@ -42,11 +42,11 @@ def random_tiny_network(path: Path) -> Path:
     """A random-weight tiny network in the shipped file format."""
     import torch
 
-    from geo4d.core.geo4d_pipeline import Geo4D
-    from geo4d.core.model.config import NetworkConfig
-    from geo4d.core.model.network_file import write_network_file
+    from geo4d.core.network.config import NetworkConfig
+    from geo4d.core.network.loading import random_network
+    from geo4d.core.network.network_file import write_network_file
 
-    model = Geo4D.from_config(NetworkConfig.tiny(), 0)
+    model = random_network(NetworkConfig.tiny(), 0)
     modules = {"unet": model.unet, "vae": model.vae, "pointmap_vae": model.pointmap_vae}
     write_network_file(path, modules, model.context, model.config, torch.float32)
     return path
@@ -55,7 +55,7 @@ def random_tiny_network(path: Path) -> Path:
 @pytest.mark.slow
 def test_demo_command_runs_end_to_end(tmp_path):
     """`python -m geo4d demo` on a short clip (with the shipped model when installed, else a random one)."""
-    from geo4d.core.models import TINY_WEIGHTS
+    from geo4d.core.model_choice import TINY_WEIGHTS
 
     arguments = ["--frames", "20", "--steps", "2"]
     if not TINY_WEIGHTS.is_file():
@@ -78,7 +78,7 @@ def test_demo_command_runs_end_to_end(tmp_path):
 def test_an_earlier_demo_folder_is_recognised_and_a_users_scene_is_not(tmp_path):
     """The demo's output-folder layout: its results and, once metrics.json carries the demo's marker,
     the scene and sheet beside them; a scene.blend without that marker is the user's."""
-    from geo4d.commands.demo import DEMO_FORMAT, DEMO_LAYOUT
+    from geo4d.blender_commands.demo import DEMO_FORMAT, DEMO_LAYOUT
     from geo4d.core.errors import Geo4DError
     from geo4d.core.output_folder import check_output_folder
 

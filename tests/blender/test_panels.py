@@ -70,7 +70,9 @@ def operators(found: list[dict]) -> list[str]:
 SETTINGS = {
     f"Geo4DSceneSettings.{name}" for name in ("use_strip_range", "frame_first", "frame_last", "model")
 }
-SETTINGS |= {f"Geo4DSceneSettings.{name}" for name in ("stride", "steps", "points_per_frame", "storage")}
+SETTINGS |= {
+    f"Geo4DSceneSettings.{name}" for name in ("stride", "steps", "points_per_frame", "storage", "points")
+}
 
 
 @pytest.mark.parametrize("panel", [SEQUENCER_MAIN, VIEW3D_MAIN], ids=["sequencer", "3d-view"])
@@ -85,14 +87,14 @@ def test_main_panel_without_a_strip_asks_for_one(scene, panel):
 
 def test_main_panel_with_a_strip_passes_its_settings_to_the_operator(scene, clip):
     add_movie_strip(scene, clip)
-    scene.geo4d.stride, scene.geo4d.storage = 6, "PACKED"
+    scene.geo4d.stride, scene.geo4d.storage, scene.geo4d.points = 6, "PACKED", "SPLIT"
     found = draw_panel(SEQUENCER_MAIN)
     assert texts(found)[:3] == ["", "shot", "Frames 10-25 (16), 24 fps"]
     (operator,) = [text.replace('"', "'") for text in operators(found)]  # 4.2 quotes with "
     assert operator.startswith(
         "bpy.ops.geo4d.reconstruct_strip(strip='shot', scene_name='Scene', model='tiny'"
     )
-    assert "stride=6" in operator and "storage='PACKED'" in operator
+    assert "stride=6" in operator and "storage='PACKED'" in operator and "points='SPLIT'" in operator
 
 
 def test_main_panel_names_what_is_wrong_with_the_strip_and_the_model(scene, clip, tmp_path):
@@ -168,7 +170,11 @@ def draw_preferences(preferences: bpy.types.AddonPreferences) -> list[dict]:
 def test_preferences_show_every_setting_and_the_setup_report(enabled_addon):
     found = draw_preferences(enabled_addon)
     names = ("checkpoint", "vae_checkpoint", "device", "precision", "worker_python", "cache_folder")
+    names += ("torch_build", "wheel_folder")
     assert properties(found) == {f"Geo4DPreferences.{name}" for name in names}
     assert "bpy.ops.geo4d.check_setup()" in operators(found)
+    assert {"bpy.ops.geo4d.setup_environment()", "bpy.ops.geo4d.convert_checkpoint()"} <= set(
+        operators(found)
+    )
     enabled_addon.setup_report = "torch 2.13.0 (CPU)\nThe tiny model loads"
     assert texts(draw_preferences(enabled_addon))[-2:] == ["torch 2.13.0 (CPU)", "The tiny model loads"]

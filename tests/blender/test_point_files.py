@@ -75,7 +75,7 @@ def test_a_source_video_blender_cannot_read_gives_no_background_and_a_warning(em
 
 def test_a_readable_source_video_becomes_the_background(empty_scene, room_result):
     folder, truth = room_result
-    imported = import_result(folder)
+    imported = import_result(folder, options=ImportOptions(storage="PACKED"))
     (clip,) = bpy.data.movieclips
     assert clip.frame_duration == truth.num_frames and not imported.warnings
     assert our_object("camera").data.background_images[0].clip == clip

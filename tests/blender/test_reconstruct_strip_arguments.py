@@ -15,10 +15,10 @@ import pytest
 from movie_strips import add_movie_strip, collection_names, write_clip
 
 import geo4d
-from geo4d.commands import import_result as import_command
+from geo4d.blender_commands import import_result as import_command
 from geo4d.core.cli import main
 from geo4d.core.errors import Geo4DError
-from geo4d.core.windows import MAX_STRIDE
+from geo4d.core.settings import MAX_STRIDE
 from geo4d.owned_data import RESULT_TAG
 from geo4d.preferences import SetupChoice, strip_result_folder
 from geo4d.scene_builder import import_result
@@ -55,6 +55,7 @@ BAD_SETTINGS = [
     ("device", None),
     ("precision", "fp8"),
     ("storage", "LOOSE"),
+    ("points", "HALF"),
     ("size", (100, 64)),
     ("size", (64,)),
     ("size", (64, 64.0)),

@@ -69,7 +69,7 @@ def test_installed_extension_reconstructs_a_strip_into_its_cache(tmp_path, tiny_
     assert (Path(lines["result"]) / "reconstruction.json").is_file()
     assert lines["summary"].startswith("16 frames (5-20)")
     extension = user / "extensions" / "user_default" / "geo4d"
-    assert f"runs {extension.resolve() / 'core' / 'worker.py'}" in completed.stderr
+    assert f"runs {extension.resolve() / 'core' / 'worker' / 'child.py'}" in completed.stderr
 
 
 INSTALL_AND_PROBE_WHEEL = """
@@ -80,7 +80,7 @@ import bpy
 assert bpy.ops.extensions.package_install_files(
     filepath=sys.argv[1], repo="user_default", enable_on_install=True
 ) == {"FINISHED"}
-from bl_ext.user_default.geo4d.core.worker_client import worker_launch
+from bl_ext.user_default.geo4d.core.worker.parent import worker_launch
 
 command, environment = worker_launch()
 probe = "import geo4d_wheel_probe; print('worker sees', geo4d_wheel_probe.__file__)"

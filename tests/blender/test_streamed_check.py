@@ -13,9 +13,11 @@ from pathlib import Path
 
 import bpy
 import numpy as np
+import pytest
 from synthetic_results import write_result
 
 import geo4d
+from geo4d.blender_compat import streamed_points_supported
 from geo4d.core.ply import read_layout
 from geo4d.core.result import frame_file_name
 from geo4d.import_options import ImportOptions
@@ -25,6 +27,10 @@ from geo4d.scene_builder import import_result
 from geo4d.streamed_check import check_streamed_clouds_on_load
 
 FRAMES = 4
+# Blender 4.2 imports streamed results packed: it has no streamed clouds to check.
+STREAMED_ONLY = pytest.mark.skipif(
+    not streamed_points_supported(), reason="this Blender cannot stream points"
+)
 # Opens the .blend with the add-on registered, evaluates every frame, reports what each cloud showed.
 OPEN_AND_PLAY = """
 import json, sys
@@ -49,6 +55,7 @@ clouds = {
 if len(sys.argv) > 3:
     bpy.ops.wm.save_mainfile()
 print("CLOUDS " + json.dumps(clouds))
+geo4d.unregister()  # as Blender does on quit; bpy 4.2 crashes on exit while classes are registered
 """
 
 
@@ -75,6 +82,7 @@ def randomise_points(path: Path) -> None:
     path.write_bytes(data[:offset] + np.random.default_rng(0).bytes(len(data) - offset))
 
 
+@STREAMED_ONLY
 def test_a_damaged_frame_turns_its_cloud_off_on_opening_until_it_is_whole(scene, tmp_path):
     counts = {}
     for name in ("bad", "noisy"):
@@ -106,6 +114,7 @@ def test_a_damaged_frame_turns_its_cloud_off_on_opening_until_it_is_whole(scene,
     assert open_and_play(blend)["Geo4D bad points"] == [True, True, None, counts["bad"]]
 
 
+@STREAMED_ONLY
 def test_a_moved_result_folder_turns_the_cloud_off(scene, tmp_path):
     write_result(tmp_path / "room", 48, 32, frames=2)
     import_result(tmp_path / "room", ImportOptions(storage="STREAMED"))

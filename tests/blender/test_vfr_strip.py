@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from movie_strips import add_movie_strip
 
-from geo4d.core.datasets.image_files import read_rgb
+from geo4d.core.evaluation.datasets.image_files import read_rgb
 from geo4d.core.video import probe, read_frames
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "core"))  # the marked-video helpers of the video tests

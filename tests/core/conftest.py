@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from geo4d.core.datasets.image_files import write_png
+from geo4d.core.evaluation.datasets.image_files import write_png
 
 SINTEL_TAG = 202021.25
 
@@ -37,7 +37,7 @@ def write_sintel_frame():
 def write_synthetic_sintel(write_sintel_frame):
     """`write(root, sequence, frames, width, height, seed)`: a synthetic clip (core.synthetic, real geometry)
     written as an MPI-Sintel sequence; returns its ground truth Reconstruction (sky has depth 0)."""
-    from geo4d.core.synthetic import SceneConfig, render_scene
+    from geo4d.core.synthetic.render import SceneConfig, render_scene
 
     def write(root, sequence, frames, width, height, seed):
         truth = render_scene(SceneConfig(frames=frames, width=width, height=height, seed=seed))

@@ -18,11 +18,11 @@ from geo4d.core.cli import main
 from geo4d.core.commands import eval as eval_command
 from geo4d.core.commands import reconstruct, synth
 from geo4d.core.errors import Geo4DError, SettingError
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import write_network_file
-from geo4d.core.pipeline import ReconstructionSettings, reconstruct_frames, reconstruct_to_folder
-from geo4d.core.pipeline import reconstruct as reconstruct_video
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import random_network
+from geo4d.core.network.network_file import write_network_file
+from geo4d.core.reconstruction import ReconstructionSettings, reconstruct_frames, reconstruct_to_folder
+from geo4d.core.reconstruction import reconstruct as reconstruct_video
 from geo4d.core.video import write_video
 
 COMMANDS = (synth, reconstruct, eval_command)
@@ -192,7 +192,7 @@ def short_window_network(tmp_path_factory) -> Path:
         unet=dataclasses.replace(tiny.unet, temporal_length=8),
         resampler=dataclasses.replace(tiny.resampler, video_length=8),
     )
-    model = Geo4D.from_config(config, 0)
+    model = random_network(config, 0)
     modules = {"unet": model.unet, "vae": model.vae, "pointmap_vae": model.pointmap_vae}
     path = tmp_path_factory.mktemp("model") / "short-windows.safetensors"
     write_network_file(path, modules, model.context, config, torch.float32)

@@ -8,8 +8,8 @@ import torch
 
 from geo4d.core import modalities as m
 from geo4d.core.camera import invert_rigid, unproject_depth
-from geo4d.core.simulated_predictions import random_rotation
-from geo4d.core.synthetic import SceneConfig, render_scene
+from geo4d.core.synthetic.render import SceneConfig, render_scene
+from geo4d.core.synthetic.simulated_predictions import random_rotation
 
 
 @pytest.fixture(scope="module")

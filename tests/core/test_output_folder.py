@@ -213,7 +213,7 @@ def test_a_failed_swap_rolls_the_earlier_result_back(tmp_path, monkeypatch):
 
 
 def test_a_synthetic_clips_video_is_ours_but_a_video_added_to_a_result_is_not(tmp_path):
-    from geo4d.core.synthetic import SceneConfig, write_synthetic
+    from geo4d.core.synthetic.render import SceneConfig, write_synthetic
 
     clip = write_synthetic(tmp_path / "clip", SceneConfig(frames=2, width=16, height=16))
     write_synthetic(clip, SceneConfig(frames=1, width=16, height=16))

@@ -15,8 +15,8 @@ import pytest
 
 from geo4d.core.errors import Geo4DError
 from geo4d.core.result import Reconstruction
-from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
-from geo4d.core.worker_client import run_worker_job
+from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, write_synthetic
+from geo4d.core.worker.parent import run_worker_job
 
 CLIP = SceneConfig(frames=8, width=64, height=40, seed=3)
 SEQUENCE = "alley_2"
@@ -128,7 +128,7 @@ def test_synth_demo_train_and_convert_refuse_folders_and_files_they_did_not_writ
 
 
 def test_eval_and_metrics_leave_every_user_file_alone(tree, monkeypatch):
-    from geo4d.core.evaluation import evaluate
+    from geo4d.core.evaluation.protocol import evaluate
 
     evaluate_into = ("eval", "--dataset", "sintel", "--root", "sintel", "--sequences", SEQUENCE, "-o")
     assert_refused(
@@ -176,7 +176,7 @@ def test_the_worker_job_of_the_blender_operator_refuses_before_loading_the_model
 def test_reconstruct_to_folder_refuses_before_work_and_replaces_only_its_own_result(
     tree, tiny_model, monkeypatch
 ):
-    from geo4d.core.pipeline import ReconstructionSettings, reconstruct_to_folder
+    from geo4d.core.reconstruction import ReconstructionSettings, reconstruct_to_folder
 
     video = tree / "shots" / "take.mp4"
     settings = ReconstructionSettings(steps=1, size=(64, 64), max_points_per_frame=200)

@@ -12,7 +12,7 @@ import pytest
 from test_video import frame_number, marked_frames
 
 from geo4d.core.errors import Geo4DError
-from geo4d.core.pipeline import ReconstructionSettings, load_model, reconstruct
+from geo4d.core.reconstruction import ReconstructionSettings, load_model, reconstruct
 from geo4d.core.video import probe, read_frames, write_video
 
 # Picture timestamps in ms of a 30 fps clip with phone-like faults: a dropped picture (133 -> 200), a burst
@@ -154,7 +154,7 @@ def test_stream_without_duration_or_seeking(tmp_path):
 
 
 def test_reconstruction_records_the_variable_rate(gappy, tmp_path):
-    from test_pipeline import FAST, tiny_network_file
+    from test_reconstruction import FAST, tiny_network_file
 
     model = load_model(tiny_network_file(tmp_path / "tiny.safetensors"), "cpu")
     result = reconstruct(gappy, model, ReconstructionSettings(**{**FAST.__dict__, "start": 2, "end": 18}))

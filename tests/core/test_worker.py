@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from geo4d.core.result import Reconstruction
-from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, write_synthetic
-from geo4d.core.worker_client import WorkerProcess, describe_check, run_worker_job, worker_launch
+from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, write_synthetic
+from geo4d.core.worker.parent import WorkerProcess, describe_check, run_worker_job, worker_launch
 
 FRAMES = 20
 

@@ -388,6 +388,8 @@ def main(phase: str, cases_path: str, outcomes_path: str) -> None:
             outcomes.write(json.dumps({"id": case["id"], "runs": runs}) + "\n")
             outcomes.flush()
     reset()
+    # Blender disables its add-ons on quit; the bpy module of 4.2 crashes on exit while classes are registered.
+    geo4d.unregister()
 
 
 if __name__ == "__main__":

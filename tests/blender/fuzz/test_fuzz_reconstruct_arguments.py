@@ -17,8 +17,9 @@ import pytest
 from movie_strips import STRIP_START, add_movie_strip, collection_names, write_clip
 
 import geo4d
+from geo4d.blender_compat import top_level_strips
 from geo4d.core.errors import Geo4DError
-from geo4d.core.worker_client import WorkerProcess
+from geo4d.core.worker.parent import WorkerProcess
 from geo4d.strip_job import RUNNING
 
 # Seconds a refusal may take: it reads the strip's settings, never the video or a network.
@@ -112,7 +113,7 @@ def scene_state(scene: bpy.types.Scene) -> tuple:
         scene.frame_start,
         scene.frame_end,
         scene.camera,
-        len(scene.sequence_editor.strips),
+        len(top_level_strips(scene.sequence_editor)),
     )
 
 

@@ -8,10 +8,10 @@ from safetensors import safe_open
 
 from geo4d.core.cli import main
 from geo4d.core.commands import convert_checkpoint
-from geo4d.core.model.checkpoint import INFERENCE_PARTS, build_part
-from geo4d.core.model.clip import constant_context
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import load_network_file
+from geo4d.core.network.checkpoint import INFERENCE_PARTS, build_part
+from geo4d.core.network.clip import constant_context
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.network_file import load_network_file
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 TINY = NetworkConfig.tiny()

@@ -9,7 +9,7 @@ import pytest
 from geo4d.__main__ import COMMANDS
 from geo4d.core.cli import main
 from geo4d.core.commands import eval as eval_command
-from geo4d.core.evaluation import truth_depth_at_result
+from geo4d.core.evaluation.protocol import truth_depth_at_result
 from geo4d.core.result import JSON_NAME, Reconstruction
 
 FRAMES = 6
@@ -74,7 +74,7 @@ def test_eval_reports_the_protocol_and_a_rerun_resumes(dataset, tmp_path, tiny_m
 
 
 def truth_depth_at_result_of(root, name, result):
-    from geo4d.core.datasets import load_benchmark
+    from geo4d.core.evaluation.datasets import load_benchmark
 
     (sequence,) = load_benchmark("sintel", root, "depth", [name])
     return truth_depth_at_result(sequence, result)

@@ -8,11 +8,11 @@ import pytest
 
 from geo4d.core.align import align_windows
 from geo4d.core.commands.reconstruct import ProgressBar, summary
-from geo4d.core.metrics import path_length
+from geo4d.core.evaluation.metrics import path_length
 from geo4d.core.progress import ProgressEvent
 from geo4d.core.result import Reconstruction
-from geo4d.core.simulated_predictions import PredictionNoise, simulate_window_predictions
-from geo4d.core.synthetic import SceneConfig, render_scene, write_synthetic
+from geo4d.core.synthetic.render import SceneConfig, render_scene, write_synthetic
+from geo4d.core.synthetic.simulated_predictions import PredictionNoise, simulate_window_predictions
 from geo4d.core.windows import plan_windows
 
 

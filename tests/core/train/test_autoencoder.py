@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import load_network_file
-from geo4d.core.model.vae import Geo4DVAE
-from geo4d.core.models import TINY_WEIGHTS
+from geo4d.core.model_choice import TINY_WEIGHTS
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.network_file import load_network_file
+from geo4d.core.network.vae import Geo4DVAE
 from geo4d.core.train.autoencoder import (
     finetune_pointmap_decoder,
     laplace_nll,

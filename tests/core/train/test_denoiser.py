@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import torch
 
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.unet import UNet3D
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.unet import UNet3D
 from geo4d.core.train.config import TrainConfig
 from geo4d.core.train.denoiser import (
     LatentSet,

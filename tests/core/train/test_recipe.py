@@ -11,11 +11,11 @@ import torch
 from geo4d.__main__ import COMMANDS
 from geo4d.core.cli import main
 from geo4d.core.errors import Geo4DError
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import read_network_metadata
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import load_weights, resolve_device
+from geo4d.core.network.network_file import read_network_metadata
 from geo4d.core.train.config import TrainConfig
-from geo4d.core.train.recipe import LOG_NAME, SUMMARY_NAME, WEIGHTS_NAME, training_device
+from geo4d.core.train.recipe import LOG_NAME, SUMMARY_NAME, WEIGHTS_NAME
 
 
 @pytest.mark.slow  # bf16 autocast on a CPU without AVX-512 runs over 25 min
@@ -31,10 +31,10 @@ def test_train_command_writes_a_working_tiny_model(tmp_path, capsys) -> None:
     assert summary["final_losses"]["pointmap"]["sampled"] == 1.0  # the UNet's own samples were decoded
 
     assert read_network_metadata(output / WEIGHTS_NAME)["dtype"] == "float16"
-    model = Geo4D.from_checkpoint(output / WEIGHTS_NAME, device="cpu", dtype=torch.float32)
+    model = load_weights(output / WEIGHTS_NAME, None, torch.device("cpu"), torch.float32)
     assert model.config == NetworkConfig.tiny()
     frames = np.random.default_rng(0).integers(0, 256, (16, 64, 128, 3), dtype=np.uint8)
-    prediction = model.predict_window(frames, 24.0)
+    prediction = model.predict_window(frames, 24.0, None, 0, steps=0, decode_batch=8)
     assert prediction.point_map.shape == (16, 64, 128, 3)
     assert torch.isfinite(prediction.point_confidence).all() and (prediction.point_confidence > 0).all()
 
@@ -53,4 +53,4 @@ def test_bad_training_options_are_refused(tmp_path) -> None:
     assert main(COMMANDS, ["train", "-o", str(tmp_path), "--preset", "toy", "--scenes", "0"]) == 1
     if not torch.cuda.is_available():
         with pytest.raises(Geo4DError, match="CUDA was requested"):
-            training_device("cuda")
+            resolve_device("cuda")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.model.network_file import load_network_file, read_network_metadata
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.network_file import load_network_file, read_network_metadata
 from geo4d.core.train.config import TRAIN_SEED_START, TrainConfig
 
 WEIGHTS = Path(__file__).parents[3] / "core" / "weights"

@@ -1,0 +1,1 @@
+"""Evaluation: error metrics, the benchmark protocol and the readers of the benchmark datasets."""

@@ -1,0 +1,1 @@
+"""Synthetic scenes with exact ground truth: rendering, simulated predictions and quality figures."""
