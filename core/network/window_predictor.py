@@ -12,6 +12,7 @@ from ..out_of_memory import is_out_of_memory, release_cached_memory
 from ..prediction import WindowPrediction
 from ..progress import ProgressEvent, Reporter
 from ..windows import WindowPlan
+from .frame_posteriors import FramePosteriors
 from .window_pipeline import WindowPipeline
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ AUTO_CUDA_WINDOW_BATCH = 8
 
 class WindowPredictor:
     """Runs the window pipeline on the windows of a plan with a run's settings (seed, steps, window_batch,
-    decode_batch). Window i draws its noise from seed + i, so how windows are batched changes nothing."""
+    decode_batch). Window i draws its noise from seed + i, so how windows are batched changes nothing;
+    each frame is encoded once for all the windows that hold it (FramePosteriors)."""
 
     def __init__(self, model: WindowPipeline, settings: ReconstructionSettings) -> None:
         self.model = model
@@ -44,12 +46,13 @@ class WindowPredictor:
         """Every window of `plan` over the clip's frames [T, H, W, 3] uint8 at frame rate `fps`, and the
         window batch that fitted in memory."""
         batch = min(self.initial_batch(), plan.num_windows)
+        posteriors = FramePosteriors(self.model, frames, self.settings.decode_batch)
         predictions: list[WindowPrediction] = []
         reporter.report("predict", 0, plan.num_windows, f"{plan.num_windows} windows")
         while len(predictions) < plan.num_windows:
             windows = list(range(len(predictions), min(len(predictions) + batch, plan.num_windows)))
             try:
-                predictions += self.predict_batch(frames, fps, plan, windows, reporter)
+                predictions += self.predict_batch(frames, fps, plan, windows, posteriors, reporter)
                 ran_out = False
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error) or batch == 1:
@@ -64,9 +67,16 @@ class WindowPredictor:
         return predictions, batch
 
     def predict_batch(
-        self, frames: np.ndarray, fps: float, plan: WindowPlan, windows: list[int], reporter: Reporter
+        self,
+        frames: np.ndarray,
+        fps: float,
+        plan: WindowPlan,
+        windows: list[int],
+        posteriors: FramePosteriors,
+        reporter: Reporter,
     ) -> list[WindowPrediction]:
-        """The predictions of `windows` (indices into the plan), their UNet passes batched together."""
+        """The predictions of `windows` (indices into the plan), their UNet passes batched together; each
+        frame's VAE posterior comes from `posteriors` (the clip's frames, each encoded once)."""
         total = plan.num_windows
         label = (
             f"window {windows[0] + 1}" + (f"-{windows[-1] + 1}" if len(windows) > 1 else "") + f" of {total}"
@@ -84,4 +94,5 @@ class WindowPredictor:
             steps=self.steps,
             decode_batch=self.settings.decode_batch,
             reporter=Reporter(step, reporter.cancel),
+            posteriors=posteriors,
         )

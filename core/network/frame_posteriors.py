@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from .geo4d_pipeline import Geo4D
-from .progress import Reporter
+from ..progress import Reporter
+from .window_pipeline import WindowPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class FramePosteriors:
     frames: [T, H, W, 3] uint8 RGB at the network size (host memory); batch: frames per encoder call.
     """
 
-    def __init__(self, model: Geo4D, frames: np.ndarray, batch: int) -> None:
+    def __init__(self, model: WindowPipeline, frames: np.ndarray, batch: int) -> None:
         self.model, self.frames, self.batch = model, frames, batch
         self.mean: dict[int, torch.Tensor] = {}  # frame index -> float32 [4, h, w] on the model's device
         self.std: dict[int, torch.Tensor] = {}
@@ -54,7 +54,7 @@ class FramePosteriors:
         chosen = range(start, min(start + self.batch, len(self.frames)))
         frames = torch.from_numpy(self.frames[chosen.start : chosen.stop]).to(self.model.device)
         images = rearrange(frames, "n h w c -> n c h w").float() / 127.5 - 1.0  # [N, 3, H, W] in [-1, 1]
-        mean, std = self.model.encode_moments(images)
+        mean, std = self.model.encode_moments(images, self.batch)
         self.encoded_frames += len(chosen)
         for offset, frame in enumerate(chosen):
             self.mean.setdefault(frame, mean[offset])
