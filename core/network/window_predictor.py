@@ -12,6 +12,7 @@ from ..out_of_memory import is_out_of_memory, release_cached_memory
 from ..prediction import WindowPrediction
 from ..progress import ProgressEvent, Reporter
 from ..windows import WindowPlan
+from .compiled import compiled_pipeline
 from .frame_posteriors import FramePosteriors
 from .window_pipeline import WindowPipeline
 
@@ -26,11 +27,11 @@ AUTO_CUDA_WINDOW_BATCH = 8
 
 class WindowPredictor:
     """Runs the window pipeline on the windows of a plan with a run's settings (seed, steps, window_batch,
-    decode_batch). Window i draws its noise from seed + i, so how windows are batched changes nothing;
-    each frame is encoded once for all the windows that hold it (FramePosteriors)."""
+    decode_batch, compile). Window i draws its noise from seed + i, so how windows are batched changes
+    nothing; each frame is encoded once for all the windows that hold it (FramePosteriors)."""
 
     def __init__(self, model: WindowPipeline, settings: ReconstructionSettings) -> None:
-        self.model = model
+        self.model = compiled_pipeline(model) if settings.compile else model
         self.settings = settings
         self.steps = settings.steps or model.config.sampling_steps
         self.device = model.device

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import torch
 
 from geo4d.__main__ import COMMANDS
 from geo4d.core.cli import build_parser
-from geo4d.core.commands.reconstruct import settings_from
-from geo4d.core.compiled import CompiledVAE
+from geo4d.core.commands.reconstruct import OPTIONS, settings_from
 from geo4d.core.errors import SettingError
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.pipeline import ReconstructionSettings, WindowPredictor
+from geo4d.core.network.compiled import CompiledVAE
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import random_network
+from geo4d.core.network.window_predictor import WindowPredictor
 from geo4d.core.progress import Reporter
+from geo4d.core.settings import ReconstructionSettings
 from geo4d.core.windows import plan_windows
 
 
@@ -28,17 +27,18 @@ def test_compile_is_off_by_default_and_set_by_its_option():
     plain = parser.parse_args(["reconstruct", "clip.mp4", "-o", "out"])
     chosen = parser.parse_args(["reconstruct", "clip.mp4", "-o", "out", "--compile"])
     assert plain.compile is False and chosen.compile is True
-    assert settings_from(chosen, compile=chosen.compile).compile is True
+    assert settings_from(chosen, OPTIONS).compile is True and settings_from(plain, OPTIONS).compile is False
+    assert ReconstructionSettings.from_json(ReconstructionSettings(compile=True).to_json()).compile is True
 
 
 @pytest.mark.slow  # compiling the tiny UNet and VAEs on a CPU takes minutes
 def test_compiled_windows_match_the_plain_ones():
-    model = Geo4D.from_config(NetworkConfig.tiny(), seed=1)
+    model = random_network(NetworkConfig.tiny(), seed=1)
     frames = np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
-    clip, plan = SimpleNamespace(frames=frames, fps=24.0), plan_windows(16)
+    plan = plan_windows(16)
     compiled = WindowPredictor(model, ReconstructionSettings(steps=1, compile=True))
     assert isinstance(compiled.model.vae, CompiledVAE)
-    plain = WindowPredictor(model, ReconstructionSettings(steps=1)).predict(clip, plan, Reporter())[0][0]
-    ours = compiled.predict(clip, plan, Reporter())[0][0]
+    plain = WindowPredictor(model, ReconstructionSettings(steps=1)).predict(frames, 24.0, plan, Reporter())
+    ours = compiled.predict(frames, 24.0, plan, Reporter())[0][0]
     for name in ("point_map", "point_confidence", "disparity", "ray_direction", "ray_moment"):
-        torch.testing.assert_close(getattr(ours, name), getattr(plain, name), rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(getattr(ours, name), getattr(plain[0][0], name), rtol=1e-3, atol=1e-3)

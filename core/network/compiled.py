@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch import nn
 
-from .model.vae import Geo4DVAE
+from .vae import Geo4DVAE
+from .window_pipeline import WindowPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +27,16 @@ class CompiledVAE:
         )
 
 
-def compiled_parts(
-    unet: nn.Module, vae: Geo4DVAE, pointmap_vae: Geo4DVAE
-) -> tuple[nn.Module, CompiledVAE, CompiledVAE]:
-    """The UNet and both VAEs compiled (torch's default inductor backend); the first calls take minutes."""
+def compiled_pipeline(model: WindowPipeline) -> WindowPipeline:
+    """`model` with its UNet and both VAEs compiled (torch's default inductor backend), sharing its weights
+    and context; the first calls take minutes."""
     logger.info("Compiling the UNet and the VAEs with torch.compile; the first windows run slower.")
-    return torch.compile(unet), CompiledVAE(vae), CompiledVAE(pointmap_vae)
+    compiled = WindowPipeline(
+        model.config,
+        torch.compile(model.unet),
+        CompiledVAE(model.vae),
+        CompiledVAE(model.pointmap_vae),
+        model.context,
+    )
+    compiled.source = model.source
+    return compiled
