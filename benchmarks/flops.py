@@ -3,7 +3,7 @@
 `python benchmarks/flops.py` counts the `full` network at 512x320, window length 16, stride 4 and the
 network's own 5 DDIM steps in bf16, and prints the roofline time per output frame on an H100 SXM and an
 H200 beside the paper's 1.89 s, before and after each frame is encoded once per clip instead of once per
-window (core/frame_posteriors.py).
+window (core/network/frame_posteriors.py).
 
 Counting. Every stage runs once on the meta device (shapes only: no weights, no memory), under
 torch.utils.flop_counter.FlopCounterMode: frame encode, one UNet call (one DDIM step), the point-map
@@ -35,8 +35,8 @@ from torch.utils import _pytree
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import random_network
 
 PAPER_SECONDS_PER_FRAME = 1.89  # Geo4D paper: 512x320, stride 4
 GOAL_SECONDS_PER_FRAME = 0.15
@@ -128,7 +128,7 @@ def window_stage_work(
 ) -> dict[str, Work]:
     """Work of one call of each stage for `window_batch` windows of L frames, on the meta device: "encode
     (per frame)", "UNet (per DDIM step)" and each of DECODES (per frame), batches of L frames per VAE call."""
-    model = Geo4D.from_config(config, device="meta", dtype=dtype)
+    model = random_network(config, device="meta", dtype=dtype)
     length, down = config.unet.temporal_length, config.vae.downsampling
     frames, latent = window_batch * length, (height // down, width // down)
     stages = {name: Work() for name in ("encode (per frame)", "UNet (per DDIM step)")}
@@ -241,7 +241,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--preset", default="full", choices=["full", "tiny"], help="network size (default full)"
+        "--preset", default="full", choices=["full", "small", "tiny"], help="network size (default full)"
     )
     parser.add_argument("--size", default="512x320", help="WIDTHxHEIGHT network input (default 512x320)")
     parser.add_argument("--stride", type=int, default=4, help="frames between window starts (default 4)")

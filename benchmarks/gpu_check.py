@@ -31,7 +31,6 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from xml.etree import ElementTree
 
 import numpy as np
@@ -40,13 +39,16 @@ from flops import DEVICES
 from flops import report as flops_report
 
 from geo4d.core.align import align_windows
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
-from geo4d.core.pipeline import ReconstructionSettings, WindowPredictor, reconstruct
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import random_network
+from geo4d.core.network.window_pipeline import WindowPipeline
+from geo4d.core.network.window_predictor import WindowPredictor
 from geo4d.core.prediction import WindowPrediction
 from geo4d.core.progress import Reporter
-from geo4d.core.simulated_predictions import PredictionNoise, simulate_window_predictions
-from geo4d.core.synthetic import VIDEO_NAME, SceneConfig, render_scene, write_synthetic
+from geo4d.core.reconstruction import reconstruct
+from geo4d.core.settings import ReconstructionSettings
+from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, render_scene, write_synthetic
+from geo4d.core.synthetic.simulated_predictions import PredictionNoise, simulate_window_predictions
 from geo4d.core.windows import plan_windows
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -118,32 +120,30 @@ def gpu_tests() -> dict:
     }
 
 
-def network_speed(model: Geo4D, check: CheckSize) -> dict:
+def network_speed(model: WindowPipeline, check: CheckSize) -> dict:
     """Seconds per window and per frame, and peak memory, of the window predictor for each window batch."""
     width, height = check.size
     length = model.config.unet.temporal_length
     frames = np.random.default_rng(0).integers(
         0, 256, size=(length + STRIDE * (check.windows - 1), height, width, 3), dtype=np.uint8
     )
-    clip = SimpleNamespace(frames=frames, fps=24.0)  # what the predictor reads of a decoded clip
     plan = plan_windows(len(frames), length, STRIDE)
-    runs = []
+    runs, steps = [], 0
     for batch in check.window_batches:
         predictor = WindowPredictor(
             model, ReconstructionSettings(window_batch=batch, device=model.device.type)
         )
         if model.device.type == "cuda":  # kernels chosen and loaded for this batch before the timed run
             warm_up = plan_windows(length + STRIDE * (min(batch, plan.num_windows) - 1), length, STRIDE)
-            predictor.predict(
-                SimpleNamespace(frames=frames[: warm_up.num_frames], fps=24.0), warm_up, Reporter()
-            )
+            predictor.predict(frames[: warm_up.num_frames], 24.0, warm_up, Reporter())
             torch.cuda.reset_peak_memory_stats(model.device)
         synchronize(model.device)
         started = time.perf_counter()
-        predictions, used = predictor.predict(clip, plan, Reporter())
+        predictions, used = predictor.predict(frames, 24.0, plan, Reporter())
         synchronize(model.device)
         seconds = time.perf_counter() - started
         del predictions
+        steps = predictor.steps
         runs.append(
             {
                 "window_batch": batch,
@@ -156,7 +156,7 @@ def network_speed(model: Geo4D, check: CheckSize) -> dict:
                 "peak_memory_gb": round(peak_memory_gb(model.device), 3),
             }
         )
-    return {"steps": model.sampler.config.steps, "stride": STRIDE, "decode_batch": 8, "runs": runs}
+    return {"steps": steps, "stride": STRIDE, "decode_batch": 8, "runs": runs}
 
 
 def roofline(check: CheckSize, device_name: str, speed: dict | None) -> dict:
@@ -203,7 +203,7 @@ def aligner(check: CheckSize) -> dict:
     return found
 
 
-def reconstruction(model: Geo4D, check: CheckSize) -> dict:
+def reconstruction(model: WindowPipeline, check: CheckSize) -> dict:
     """A synthetic video of check.reconstruction_frames frames reconstructed end to end."""
     width, height = check.size
     with tempfile.TemporaryDirectory() as folder:
@@ -239,7 +239,7 @@ def run_check(dry_run: bool) -> dict:
         "dtype": str(check.dtype).removeprefix("torch."),
         "errors": {},
     }
-    model = Geo4D.from_config(NetworkConfig.preset(check.preset), seed=0, device=device, dtype=check.dtype)
+    model = random_network(NetworkConfig.preset(check.preset), seed=0, device=device, dtype=check.dtype)
     parts = {
         "gpu_tests": gpu_tests,
         "network": lambda: network_speed(model, check),

@@ -34,7 +34,7 @@ def test_dry_run_report_has_every_part(report):
     assert (report["preset"], report["size"], report["dtype"]) == ("tiny", [128, 64], "float32")
     tests = report["gpu_tests"]
     assert tests["returncode"] == 0 and tests["failures"] == tests["errors"] == 0
-    assert "tests/core/test_geo4d_pipeline.py" in tests["files"] and tests["tests"] >= 2
+    assert "tests/core/network/test_window_pipeline.py" in tests["files"] and tests["tests"] >= 2
     if not torch.cuda.is_available():
         assert tests["skipped"] == tests["tests"]
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from geo4d.core.geo4d_pipeline import Geo4D
-from geo4d.core.model.config import NetworkConfig
+from geo4d.core.network.config import NetworkConfig
+from geo4d.core.network.loading import random_network
 from geo4d.core.train.config import TrainConfig
 from geo4d.core.train.data import render_scenes
 
@@ -23,8 +23,9 @@ def test_small_preset_trains_a_wider_network_and_is_not_the_default():
         small.unet.model_channels == 2 * tiny.unet.model_channels
         and small.vae.channels == 2 * tiny.vae.channels
     )
-    model = Geo4D.from_config(small, device="meta")  # the whole window path, shapes only
-    prediction = model.predict_window(np.zeros((16, 128, 256, 3), dtype=np.uint8), fps=24)
+    model = random_network(small, device="meta")  # the whole window path, shapes only
+    frames = np.zeros((16, 128, 256, 3), dtype=np.uint8)
+    prediction = model.predict_window(frames, 24, None, 0, steps=0, decode_batch=8)
     assert prediction.point_map.shape == (16, 128, 256, 3)
     with pytest.raises(ValueError, match="network = 'huge'"):
         TrainConfig(network="huge")
