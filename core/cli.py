@@ -20,8 +20,8 @@ from .errors import Cancelled, Geo4DError, SettingError
 
 
 def size_argument(text: str) -> tuple[int, int]:
-    """argparse type of a WIDTHxHEIGHT option (core.video's parse_size, imported when used)."""
-    from .video import parse_size
+    """argparse type of a WIDTHxHEIGHT option (core.frame_size's parse_size, imported when used)."""
+    from .frame_size import parse_size
 
     try:
         return parse_size(text)

@@ -19,6 +19,7 @@ import torch
 
 from .align import AlignConfig, align_windows
 from .errors import Geo4DError
+from .frame_size import FrameMapping, choose_model_size
 from .model_choice import TINY_MODEL
 from .motion_masks import motion_scores
 from .network.loading import load_model
@@ -30,13 +31,7 @@ from .progress import CancelCheck, ProgressCallback, ProgressEvent, Reporter
 from .result import Reconstruction
 from .settings import ReconstructionSettings
 from .synthetic.render import SYNTHETIC_VIDEO_COMMENT
-from .video import (
-    FrameMapping,
-    choose_model_size,
-    probe,
-    read_frames,
-    resize_frames,
-)
+from .video import probe, read_frames, resize_frames
 from .windows import plan_windows
 
 logger = logging.getLogger(__name__)

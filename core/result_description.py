@@ -7,8 +7,6 @@ spelt in the JSON file ("camera_to_world[3]", "intrinsics.cx"), so that a reader
 from __future__ import annotations
 
 import json
-import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from .errors import Geo4DError
+from .json_checks import (
+    checked_integer,
+    checked_list,
+    checked_object,
+    checked_real,
+    checked_texts,
+    is_integer,
+    is_real,
+    one_line,
+    shown,
+)
 
 FORMAT_NAME = "geo4d-reconstruction"
 FORMAT_VERSION = 1
@@ -58,7 +67,7 @@ REQUIRED_ENTRIES = (
     "timings",
     "warnings",
 )
-# settings["frame_mapping"] (core.video.FrameMapping): whole-pixel sizes and crops, positive scales.
+# settings["frame_mapping"] (core.frame_size.FrameMapping): whole-pixel sizes and crops, positive scales.
 _MAPPING_SIZES = ("source_width", "source_height", "width", "height")
 _MAPPING_CROPS = ("crop_left", "crop_top")
 _MAPPING_SCALES = ("scale_x", "scale_y")
@@ -87,9 +96,9 @@ class PointOptions:
     max_points_per_frame: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "min_confidence", _real(self.min_confidence, "points.min_confidence"))
+        object.__setattr__(self, "min_confidence", checked_real(self.min_confidence, "points.min_confidence"))
         if self.max_points_per_frame is not None:
-            count = _integer(
+            count = checked_integer(
                 self.max_points_per_frame, "points.max_points_per_frame", 1, SOURCE_FRAME_LIMIT - 1
             )
             object.__setattr__(self, "max_points_per_frame", count)
@@ -111,18 +120,18 @@ class MotionDescription:
     camera_baseline: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "threshold", _real(self.threshold, "motion.threshold", 0.0, 1.0))
+        object.__setattr__(self, "threshold", checked_real(self.threshold, "motion.threshold", 0.0, 1.0))
         if self.frames not in FRAME_CONTENTS:
-            raise ValueError(f"motion.frames is {_shown(self.frames)}; it must be 'all' or 'moving'")
+            raise ValueError(f"motion.frames is {shown(self.frames)}; it must be 'all' or 'moving'")
         if self.frames == "moving":
-            count = _integer(self.static_points, "motion.static_points", 0, MAX_STATIC_POINTS)
+            count = checked_integer(self.static_points, "motion.static_points", 0, MAX_STATIC_POINTS)
             object.__setattr__(self, "static_points", count)
         elif self.static_points is not None:
             raise ValueError(
-                f"motion.static_points is {_shown(self.static_points)} but motion.frames is 'all'; "
+                f"motion.static_points is {shown(self.static_points)} but motion.frames is 'all'; "
                 "only a split result (frames 'moving') has a static cloud"
             )
-        baseline = _real(self.camera_baseline, "motion.camera_baseline", low=0.0)
+        baseline = checked_real(self.camera_baseline, "motion.camera_baseline", low=0.0)
         object.__setattr__(self, "camera_baseline", baseline)
 
     @property
@@ -177,11 +186,11 @@ class ResultDescription:
         if self.source_video is not None and not (
             isinstance(self.source_video, str) and self.source_video and "\0" not in self.source_video
         ):
-            raise ValueError(f"source.video is {_shown(self.source_video)}; it must be a path or null")
+            raise ValueError(f"source.video is {shown(self.source_video)}; it must be a path or null")
         set_field("source_frames", _source_frames(self.source_frames))
-        set_field("fps", _real(self.fps, "fps", MIN_FPS, MAX_FPS))
-        set_field("width", _integer(self.width, "width", 1, MAX_IMAGE_SIDE))
-        set_field("height", _integer(self.height, "height", 1, MAX_IMAGE_SIDE))
+        set_field("fps", checked_real(self.fps, "fps", MIN_FPS, MAX_FPS))
+        set_field("width", checked_integer(self.width, "width", 1, MAX_IMAGE_SIDE))
+        set_field("height", checked_integer(self.height, "height", 1, MAX_IMAGE_SIDE))
         set_field("intrinsics", _intrinsics(self.intrinsics))
         set_field("frames", _frame_names(self.frames))
         set_field("camera_to_world", _camera_poses(self.camera_to_world))
@@ -197,15 +206,15 @@ class ResultDescription:
                 )
         if not isinstance(self.points, PointOptions):
             raise ValueError(
-                f"points is {_shown(self.points)}; it must hold min_confidence and max_points_per_frame"
+                f"points is {shown(self.points)}; it must hold min_confidence and max_points_per_frame"
             )
         set_field("settings", _settings(self.settings))
         set_field("timings", _timings(self.timings))
-        set_field("warnings", _strings(self.warnings, "warnings"))
+        set_field("warnings", checked_texts(self.warnings, "warnings"))
         if self.frame_confidence is not None:
             set_field("frame_confidence", _frame_confidence(self.frame_confidence, count))
         if self.motion is not None and not isinstance(self.motion, MotionDescription):
-            raise ValueError(f"motion is {_shown(self.motion)}; it must hold threshold and frames")
+            raise ValueError(f"motion is {shown(self.motion)}; it must hold threshold and frames")
 
     @property
     def num_frames(self) -> int:
@@ -251,23 +260,23 @@ def parse_description(data: str | bytes | Mapping, path: str | Path = JSON_NAME)
             data = json.loads(data)
         except (ValueError, RecursionError) as error:  # JSONDecodeError, over-long integers, deep nesting
             raise Geo4DError(
-                f"{path} is damaged and cannot be parsed ({_one_line(error)}). {FIX_ADVICE}"
+                f"{path} is damaged and cannot be parsed ({one_line(error)}). {FIX_ADVICE}"
             ) from error
     if not isinstance(data, Mapping) or data.get("format") != FORMAT_NAME:
         raise Geo4DError(f"{path} is not a Geo4D reconstruction (its 'format' is not '{FORMAT_NAME}').")
     version = data.get("version")
-    if not _is_integer(version) or version != FORMAT_VERSION:
+    if not is_integer(version) or version != FORMAT_VERSION:
         raise Geo4DError(
-            f"{path} has format version {_shown(version)}; this add-on reads version {FORMAT_VERSION}. "
+            f"{path} has format version {shown(version)}; this add-on reads version {FORMAT_VERSION}. "
             "Update the add-on or reconstruct again."
         )
     try:
         missing = [key for key in REQUIRED_ENTRIES if key not in data]
         if missing:
             raise ValueError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
-        source = _entries(data["source"], "source", ("video", "frames"))
-        k = _entries(data["intrinsics"], "intrinsics", ("fx", "fy", "cx", "cy"))
-        points = _entries(data["points"], "points", ("min_confidence", "max_points_per_frame"))
+        source = checked_object(data["source"], "source", ("video", "frames"))
+        k = checked_object(data["intrinsics"], "intrinsics", ("fx", "fy", "cx", "cy"))
+        points = checked_object(data["points"], "points", ("min_confidence", "max_points_per_frame"))
         return ResultDescription(
             source_video=source["video"],
             source_frames=source["frames"],
@@ -288,82 +297,11 @@ def parse_description(data: str | bytes | Mapping, path: str | Path = JSON_NAME)
         raise Geo4DError(f"{path}: {error}. {FIX_ADVICE}") from error
 
 
-def _shown(value: object) -> str:
-    """A short one-line rendering of a value for a message, as JSON spells it where it can."""
-    for render in (json.dumps, repr):
-        try:
-            text = render(value)
-        except (TypeError, ValueError, RecursionError):
-            continue
-        return text if len(text) <= 40 else text[:37] + "..."
-    return f"a {type(value).__name__} too large to show"
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200]
-
-
-def _is_real(value: object) -> bool:
-    """A JSON number: an int or float, never a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
-
-
-def _is_integer(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
-
-
-def _real(
-    value: object, name: str, low: float = -math.inf, high: float = math.inf, positive: bool = False
-) -> float:
-    """value as a finite float in [low, high] (above 0 if `positive`), or a ValueError naming `name`."""
-    if positive:
-        wanted = "a positive finite number"
-    elif math.isinf(low) and math.isinf(high):
-        wanted = "a finite number"
-    elif math.isinf(high):
-        wanted = f"a finite number of at least {low:g}"
-    else:
-        wanted = f"a number in {low:g}..{high:g}"
-    if not _is_real(value):
-        raise ValueError(f"{name} is {_shown(value)}; it must be {wanted}")
-    try:
-        number = float(value)
-    except OverflowError as error:
-        raise ValueError(f"{name} is {_shown(value)}; it must be {wanted}") from error
-    if not (math.isfinite(number) and low <= number <= high) or (positive and number <= 0):
-        raise ValueError(f"{name} is {_shown(value)}; it must be {wanted}")
-    return number
-
-
-def _integer(value: object, name: str, low: int, high: int) -> int:
-    """value as an int in [low, high], or a ValueError naming `name`."""
-    if not _is_integer(value) or not low <= value <= high:
-        raise ValueError(f"{name} is {_shown(value)}; it must be a whole number in {low}..{high}")
-    return int(value)
-
-
-def _list(value: object, name: str, holding: str) -> list | tuple:
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"{name} is {_shown(value)}; it must be a list of {holding}")
-    return value
-
-
-def _entries(value: object, name: str, keys: tuple[str, ...]) -> Mapping:
-    """A JSON object that holds at least `keys`."""
-    if not isinstance(value, Mapping):
-        holding = f" with {', '.join(keys)}" if keys else ""
-        raise ValueError(f"{name} is {_shown(value)}; it must be an object{holding}")
-    missing = [key for key in keys if key not in value]
-    if missing:
-        raise ValueError(f"{name} lacks {', '.join(missing)}")
-    return value
-
-
 def _source_frames(value: object) -> tuple[int, ...]:
     """Non-negative, strictly increasing source frame numbers below SOURCE_FRAME_LIMIT."""
-    frames = _list(value, "source.frames", "frame numbers")
+    frames = checked_list(value, "source.frames", "frame numbers")
     for index, number in enumerate(frames):
-        _integer(number, f"source.frames[{index}]", 0, SOURCE_FRAME_LIMIT - 1)
+        checked_integer(number, f"source.frames[{index}]", 0, SOURCE_FRAME_LIMIT - 1)
     repeated = np.flatnonzero(np.diff(np.asarray(frames, dtype=np.int64)) <= 0)
     if len(repeated):
         index = int(repeated[0]) + 1
@@ -376,24 +314,24 @@ def _source_frames(value: object) -> tuple[int, ...]:
 
 def _intrinsics(value: object) -> Intrinsics:
     if not isinstance(value, Intrinsics):
-        raise ValueError(f"intrinsics is {_shown(value)}; it must hold fx, fy, cx, cy")
+        raise ValueError(f"intrinsics is {shown(value)}; it must hold fx, fy, cx, cy")
     return Intrinsics(
-        fx=_real(value.fx, "intrinsics.fx", positive=True),
-        fy=_real(value.fy, "intrinsics.fy", positive=True),
-        cx=_real(value.cx, "intrinsics.cx"),
-        cy=_real(value.cy, "intrinsics.cy"),
+        fx=checked_real(value.fx, "intrinsics.fx", positive=True),
+        fy=checked_real(value.fy, "intrinsics.fy", positive=True),
+        cx=checked_real(value.cx, "intrinsics.cx"),
+        cy=checked_real(value.cy, "intrinsics.cy"),
     )
 
 
 def _frame_names(value: object) -> tuple[str, ...]:
     """Exactly frames/000000.ply, frames/000001.ply, ... (so no name can leave the result folder)."""
-    names = _list(value, "frames", "frame file names")
+    names = checked_list(value, "frames", "frame file names")
     if not names:
         raise ValueError("frames is empty; a result has at least one frame")
     for index, name in enumerate(names):
         if name != frame_file_name(index):
             raise ValueError(
-                f"frames[{index}] is {_shown(name)}; it must be '{frame_file_name(index)}' "
+                f"frames[{index}] is {shown(name)}; it must be '{frame_file_name(index)}' "
                 f"(frame files are {FRAMES_DIR}/NNNNNN.ply in order)"
             )
     return tuple(names)
@@ -408,7 +346,7 @@ def _camera_poses(value: object) -> np.ndarray:
             )
         matrices = value.astype(np.float64)
     else:
-        entries = _list(value, "camera_to_world", "4x4 matrices")
+        entries = checked_list(value, "camera_to_world", "4x4 matrices")
         matrices = np.zeros((len(entries), 4, 4))
         for index, entry in enumerate(entries):
             matrices[index] = _matrix(entry, index)
@@ -435,10 +373,10 @@ def _matrix(entry: object, index: int) -> np.ndarray:
     """One 4x4 matrix of JSON numbers as float64."""
     rows = entry if isinstance(entry, list | tuple) and len(entry) == 4 else None
     if rows is None or not all(
-        isinstance(row, list | tuple) and len(row) == 4 and all(_is_real(number) for number in row)
+        isinstance(row, list | tuple) and len(row) == 4 and all(is_real(number) for number in row)
         for row in rows
     ):
-        raise ValueError(f"camera_to_world[{index}] is {_shown(entry)}; it must be a 4x4 matrix of numbers")
+        raise ValueError(f"camera_to_world[{index}] is {shown(entry)}; it must be a 4x4 matrix of numbers")
     try:
         return np.array(rows, dtype=np.float64)
     except OverflowError as error:
@@ -453,61 +391,55 @@ def _refuse_first(bad: np.ndarray, problem: str) -> None:
 def _settings(value: object) -> dict:
     """A JSON object (a fresh copy), with the entries readers rely on checked: frame_mapping, reconstruction."""
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
-        raise ValueError(f"settings is {_shown(value)}; it must be an object")
+        raise ValueError(f"settings is {shown(value)}; it must be an object")
     try:
         settings = json.loads(json.dumps(value, allow_nan=False))
     except (TypeError, ValueError, RecursionError) as error:
-        raise ValueError(f"settings cannot be stored as JSON ({_one_line(error)})") from error
+        raise ValueError(f"settings cannot be stored as JSON ({one_line(error)})") from error
     if "reconstruction" in settings:
-        _entries(settings["reconstruction"], "settings.reconstruction", ())
+        checked_object(settings["reconstruction"], "settings.reconstruction", ())
     if "frame_mapping" in settings:
         keys = _MAPPING_SIZES + _MAPPING_CROPS + _MAPPING_SCALES
-        mapping = _entries(settings["frame_mapping"], "settings.frame_mapping", keys)
+        mapping = checked_object(settings["frame_mapping"], "settings.frame_mapping", keys)
         for key in _MAPPING_SIZES:
-            _integer(mapping[key], f"settings.frame_mapping.{key}", 1, 2**31 - 1)
+            checked_integer(mapping[key], f"settings.frame_mapping.{key}", 1, 2**31 - 1)
         for key in _MAPPING_CROPS:
-            _integer(mapping[key], f"settings.frame_mapping.{key}", 0, 2**31 - 1)
+            checked_integer(mapping[key], f"settings.frame_mapping.{key}", 0, 2**31 - 1)
         for key in _MAPPING_SCALES:
-            _real(mapping[key], f"settings.frame_mapping.{key}", positive=True)
+            checked_real(mapping[key], f"settings.frame_mapping.{key}", positive=True)
     return settings
 
 
 def _timings(value: object) -> dict[str, float]:
     """Seconds per stage: finite, non-negative numbers under string keys."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"timings is {_shown(value)}; it must be an object of seconds")
+        raise ValueError(f"timings is {shown(value)}; it must be an object of seconds")
     timings = {}
     for key, seconds in value.items():
         if not isinstance(key, str):
-            raise ValueError(f"timings has the key {_shown(key)}; keys must be stage names")
-        timings[key] = _real(seconds, f"timings.{key}", low=0.0)
+            raise ValueError(f"timings has the key {shown(key)}; keys must be stage names")
+        timings[key] = checked_real(seconds, f"timings.{key}", low=0.0)
     return timings
 
 
 def _frame_confidence(value: object, count: int) -> tuple[float, ...]:
     """One number in 0..1 per frame."""
-    entries = _list(value, "frame_confidence", "numbers in 0..1")
+    entries = checked_list(value, "frame_confidence", "numbers in 0..1")
     if len(entries) != count:
         raise ValueError(
             f"frame_confidence has {len(entries)} entries but frames has {count}; the file is inconsistent "
             "(one entry per frame)"
         )
-    return tuple(_real(entry, f"frame_confidence[{index}]", 0.0, 1.0) for index, entry in enumerate(entries))
+    return tuple(
+        checked_real(entry, f"frame_confidence[{index}]", 0.0, 1.0) for index, entry in enumerate(entries)
+    )
 
 
 def _motion(value: object) -> MotionDescription | None:
     """The optional "motion" entry (results written before motion masks have none)."""
     if value is None:
         return None
-    entry = _entries(value, "motion", ("threshold", "frames"))
+    entry = checked_object(value, "motion", ("threshold", "frames"))
     return MotionDescription(
         entry["threshold"], entry["frames"], entry.get("static_points"), entry.get("camera_baseline", 0.0)
     )
-
-
-def _strings(value: object, name: str) -> tuple[str, ...]:
-    entries = _list(value, name, "texts")
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, str):
-            raise ValueError(f"{name}[{index}] is {_shown(entry)}; it must be a text")
-    return tuple(entries)

@@ -1,11 +1,8 @@
-"""Video files in and out with PyAV: probe, decode a frame range at a model size, encode H.264."""
+"""Reading video files with PyAV: probe, decode a frame range at a model size, resize image frames the same way."""
 
 from __future__ import annotations
 
 import logging
-import math
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,20 +10,19 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc, Interpolation
+from av.video.reformatter import Interpolation
 
 from .errors import Geo4DError
-from .limits import MAX_MODEL_SIDE, MODEL_SIZE_MULTIPLE
+from .frame_size import FrameMapping, frame_mapping
 from .movie_timing import MovieTiming, blender_frame_count, is_variable_rate, shown_pictures, timing_warning
-from .network.config import MODEL_SIZES
 from .progress import CancelCheck, ProgressCallback, Reporter
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 24.0
 # swscale's default YUV <-> RGB path rounds towards darker values (about -1 level per channel for
-# 4:2:0); exact rounding and full chroma interpolation remove that bias.
-_ACCURATE = Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
+# 4:2:0); exact rounding and full chroma interpolation remove that bias. The writer uses them too.
+ACCURATE_SCALING = Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP
 
 
 @dataclass(frozen=True)
@@ -55,28 +51,6 @@ class VideoInfo:
     pixel_format: str
     timing: MovieTiming
     comment: str = ""
-
-
-@dataclass(frozen=True)
-class FrameMapping:
-    """How output pixels relate to the displayed video: scale, then centre crop.
-
-    Continuous pixel coordinates (pixel-edge convention of core.camera) map as
-    u_source = (u + crop_left) / scale_x and v_source = (v + crop_top) / scale_y.
-    """
-
-    source_width: int
-    source_height: int
-    width: int
-    height: int
-    scale_x: float
-    scale_y: float
-    crop_left: int
-    crop_top: int
-
-    def to_source(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Displayed-video pixel coordinates of output coordinates (u, v), any shape."""
-        return (np.asarray(u) + self.crop_left) / self.scale_x, (np.asarray(v) + self.crop_top) / self.scale_y
 
 
 @dataclass
@@ -111,62 +85,6 @@ class VideoClip:
         return {"variable_frame_rate": self.variable_frame_rate, "frame_times": times}
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """(W, H) from 'WxH', e.g. '512x320'. Raises ValueError saying the expected form."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
-        raise ValueError(f"size {text!r} is not of the form WIDTHxHEIGHT, e.g. 512x320")
-    width, height = (int(part) for part in parts)
-    if width <= 0 or height <= 0:
-        raise ValueError(f"size {text!r} must have a positive width and height")
-    return width, height
-
-
-def choose_model_size(
-    width: int,
-    height: int,
-    forced: tuple[int, int] | None = None,
-    sizes: tuple[tuple[int, int], ...] = MODEL_SIZES,
-) -> tuple[int, int]:
-    """The network input size (W, H) for a displayed video size: the closest aspect in `sizes`.
-
-    sizes: the landscape (W, H) sizes the network was made for (MODEL_SIZES for the published model;
-    a smaller model has its own, NetworkConfig.input_sizes). Portrait videos (height > width) get the
-    transposed size, e.g. 320x512. `forced` overrides the choice; it must be a multiple of 64 in both
-    directions.
-    """
-    if forced is not None:
-        forced_width, forced_height = forced
-        for name, value in (("width", forced_width), ("height", forced_height)):
-            if value <= 0 or value % MODEL_SIZE_MULTIPLE or value > MAX_MODEL_SIDE:
-                raise Geo4DError(
-                    f"Model {name} {value} is not usable: it must be a multiple of {MODEL_SIZE_MULTIPLE} "
-                    f"between {MODEL_SIZE_MULTIPLE} and {MAX_MODEL_SIDE}, e.g. 512x320."
-                )
-        logger.info(
-            "Model size %dx%d (forced) for a %dx%d video.", forced_width, forced_height, width, height
-        )
-        return forced_width, forced_height
-    portrait = height > width
-    aspect = max(width, height) / min(width, height)
-    if not sizes:
-        raise ValueError("choose_model_size needs at least one size in `sizes`.")
-    long_side, short_side = min(sizes, key=lambda size: abs(math.log(size[0] / size[1] / aspect)))
-    chosen = (short_side, long_side) if portrait else (long_side, short_side)
-    logger.info(
-        "Model size %dx%d for a %dx%d video: aspect %.3f is closest to %d:%d among %s%s.",
-        *chosen,
-        width,
-        height,
-        aspect,
-        long_side,
-        short_side,
-        ", ".join(f"{w}x{h}" for w, h in sizes),
-        " (transposed for a portrait video)" if portrait else "",
-    )
-    return chosen
-
-
 def probe(path: str | Path) -> VideoInfo:
     """Size, rotation, fps, frame count and codec of a video file; decodes only its first frame."""
     path = Path(path)
@@ -196,7 +114,7 @@ def read_frames(
     reporter = Reporter(progress, cancel)
     info = probe(path)
     end = _check_range(info, start, end)
-    mapping = _frame_mapping(info.width, info.height, size)
+    mapping = frame_mapping(info.width, info.height, size)
     timing = info.timing
     frames, shown_pts, decoded = [], [], []
     with _open(path) as container:
@@ -247,70 +165,6 @@ def read_frames(
         variable_frame_rate=variable,
         warnings=[warning] if warning else [],
     )
-
-
-def write_video(
-    path: str | Path,
-    frames: np.ndarray,
-    fps: float,
-    crf: int = 12,
-    keyframe_interval: int = 24,
-    comment: str | None = None,
-) -> Path:
-    """Encode [T, H, W, 3] uint8 RGB frames as H.264 (BT.709, limited range) into an .mp4.
-
-    comment: stored as the container's "comment" tag (VideoInfo.comment reads it back).
-
-    yuv420p when W and H are even, else yuv444p (4:2:0 cannot hold odd sizes). crf 12 is close to
-    visually lossless; decoded colours still differ from `frames` by a few levels (lossy coding).
-    A keyframe at least every `keyframe_interval` frames keeps seeking cheap. The file appears
-    complete or not at all.
-    """
-    path = Path(path)
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
-        raise ValueError(
-            f"frames must be a non-empty [T, H, W, 3] uint8 array, not {frames.dtype} {frames.shape}"
-        )
-    if not 0 < fps <= 1000:
-        raise ValueError(f"fps {fps} is outside (0, 1000]")
-    if not 0 <= crf <= 51 or keyframe_interval < 1:
-        raise ValueError(f"crf {crf} must be in [0, 51] and keyframe_interval {keyframe_interval} at least 1")
-    _, height, width, _ = frames.shape
-    pixel_format = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    except OSError as error:
-        raise Geo4DError(
-            f"Cannot write to {path.parent}: {error.strerror}. Choose a writable folder."
-        ) from error
-    os.close(handle)
-    try:
-        with av.open(temporary, "w", format="mp4") as container:
-            if comment is not None:
-                container.metadata["comment"] = comment
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
-            stream.options = {"crf": str(crf), "preset": "medium"}
-            context = stream.codec_context
-            context.gop_size = keyframe_interval
-            context.colorspace, context.color_range = Colorspace.ITU709, ColorRange.MPEG
-            context.color_primaries, context.color_trc = ColorPrimaries.BT709, ColorTrc.BT709
-            for image in frames:
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
-                    format=pixel_format,
-                    dst_colorspace="itu709",
-                    dst_color_range="MPEG",
-                    interpolation=int(Interpolation.BILINEAR | _ACCURATE),
-                )
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -420,35 +274,10 @@ def _describe_range(start: int, end: int | None) -> str:
     return f"frames {start}..{end - 1}" if end is not None else f"frames {start} to the end"
 
 
-def _frame_mapping(source_width: int, source_height: int, size: tuple[int, int] | None) -> FrameMapping:
-    if size is None:
-        return FrameMapping(source_width, source_height, source_width, source_height, 1.0, 1.0, 0, 0)
-    width, height = size
-    if not (
-        isinstance(width, int) and isinstance(height, int) and 0 < width <= 16384 and 0 < height <= 16384
-    ):
-        raise Geo4DError(
-            f"Output size {size} is not usable: give positive integer (width, height), e.g. (512, 320)."
-        )
-    scale = max(width / source_width, height / source_height)
-    scaled_width = max(width, round(source_width * scale))
-    scaled_height = max(height, round(source_height * scale))
-    return FrameMapping(
-        source_width=source_width,
-        source_height=source_height,
-        width=width,
-        height=height,
-        scale_x=scaled_width / source_width,
-        scale_y=scaled_height / source_height,
-        crop_left=(scaled_width - width) // 2,
-        crop_top=(scaled_height - height) // 2,
-    )
-
-
 def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, FrameMapping]:
     """Frames uint8 [T, H, W, 3] RGB (image files, not a video) scaled to cover size (W, H) and centre-cropped
     exactly as read_frames does with decoded frames (same scaler and filters), with their FrameMapping."""
-    mapping = _frame_mapping(frames.shape[2], frames.shape[1], size)
+    mapping = frame_mapping(frames.shape[2], frames.shape[1], size)
     scaled_width = round(mapping.scale_x * mapping.source_width)
     scaled_height = round(mapping.scale_y * mapping.source_height)
     interpolation = _scaler_flags(scaled_width * scaled_height < frames.shape[1] * frames.shape[2])
@@ -464,7 +293,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray
 
 def _scaler_flags(shrinking: bool) -> int:
     """swscale flags: area averaging to shrink, bicubic to enlarge, both with exact rounding."""
-    return int((Interpolation.AREA if shrinking else Interpolation.BICUBIC) | _ACCURATE)
+    return int((Interpolation.AREA if shrinking else Interpolation.BICUBIC) | ACCURATE_SCALING)
 
 
 def _pictures_from(container, stream, info: VideoInfo, start: int) -> Iterator[av.VideoFrame]:

@@ -244,7 +244,7 @@ class NetworkConfig:
     """Every component of the Geo4D network. Use `NetworkConfig.full()` or `NetworkConfig.tiny()`.
 
     input_sizes: the landscape (W, H) input sizes the network was made for, in pixels; the pipeline
-    picks the one closest to a video's aspect (core.video.choose_model_size). Each side must be a
+    picks the one closest to a video's aspect (core.frame_size.choose_model_size). Each side must be a
     multiple of `input_stride`. sampling_steps: the DDIM steps its weights sample best with, the
     pipeline's default (the published network: 5; the embedded tiny model: 1, see its model card).
     sampling_steps_only: the weights were trained only at the timesteps of that schedule (tiny: t = 999

@@ -22,7 +22,8 @@ from ..limits import MAX_SEED, check_choice, check_integer, check_number
 from ..output_folder import RESULT_LAYOUT, check_output_folder, write_folder
 from ..progress import CancelCheck, ProgressCallback, Reporter
 from ..result import Intrinsics, Reconstruction
-from ..video import read_frames, write_video
+from ..video import read_frames
+from ..video_writer import write_video
 from .handheld import handheld_path
 from .motion import MAX_EXTRA_MOVERS, extra_movers, true_motion
 from .scene import build_scene

@@ -23,7 +23,7 @@ from geo4d.core.network.loading import random_network
 from geo4d.core.network.network_file import write_network_file
 from geo4d.core.reconstruction import ReconstructionSettings, reconstruct_frames, reconstruct_to_folder
 from geo4d.core.reconstruction import reconstruct as reconstruct_video
-from geo4d.core.video import write_video
+from geo4d.core.video_writer import write_video
 
 COMMANDS = (synth, reconstruct, eval_command)
 

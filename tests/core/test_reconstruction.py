@@ -18,6 +18,7 @@ import torch
 from geo4d.core.cli import build_parser
 from geo4d.core.commands import reconstruct as reconstruct_command
 from geo4d.core.errors import Cancelled, Geo4DError
+from geo4d.core.frame_size import choose_model_size
 from geo4d.core.model_choice import TINY_MODEL, TINY_WEIGHTS, model_files
 from geo4d.core.network.checkpoint import INFERENCE_PARTS, build_part
 from geo4d.core.network.config import NetworkConfig
@@ -36,7 +37,8 @@ from geo4d.core.reconstruction import (
 )
 from geo4d.core.result import Reconstruction, read_description, read_frame_points
 from geo4d.core.synthetic.render import VIDEO_NAME, SceneConfig, write_synthetic
-from geo4d.core.video import choose_model_size, read_frames, resize_frames, write_video
+from geo4d.core.video import read_frames, resize_frames
+from geo4d.core.video_writer import write_video
 from geo4d.core.windows import plan_windows
 
 TINY = NetworkConfig.tiny()

@@ -20,7 +20,7 @@ DELETE = object()
 ZEROS = [[0.0] * 4 for _ in range(4)]
 MIRROR = [[-1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1.0]]
 SCALED = [[2.0, 0, 0, 0], [0, 2.0, 0, 0], [0, 0, 2.0, 0], [0, 0, 0, 1.0]]
-# The pipeline's record of how it scaled and cropped the video (core.video.FrameMapping).
+# The pipeline's record of how it scaled and cropped the video (core.frame_size.FrameMapping).
 FRAME_MAPPING = {
     "source_width": 80,
     "source_height": 60,

@@ -8,7 +8,9 @@ import pytest
 BLOCK_HEAVY = "import sys\nfor name in ('torch', 'diffusers', 'av'):\n    sys.modules[name] = None\n"
 
 
-@pytest.mark.parametrize("module", ["geo4d.core.model_choice", "geo4d.core.network.config"])
+@pytest.mark.parametrize(
+    "module", ["geo4d.core.model_choice", "geo4d.core.network.config", "geo4d.core.frame_size"]
+)
 def test_module_imports_without_torch_or_pyav(module):
     code = BLOCK_HEAVY + f"import {module}\n"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

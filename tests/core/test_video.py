@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import av
@@ -10,14 +9,9 @@ import numpy as np
 import pytest
 
 from geo4d.core.errors import Geo4DError
-from geo4d.core.video import (
-    MODEL_SIZES,
-    choose_model_size,
-    parse_size,
-    probe,
-    read_frames,
-    write_video,
-)
+from geo4d.core.frame_size import choose_model_size
+from geo4d.core.video import probe, read_frames
+from geo4d.core.video_writer import write_video
 
 
 def marked_frames(count: int, height: int, width: int) -> np.ndarray:
@@ -154,28 +148,6 @@ def test_portrait_video_resizes_to_a_transposed_model_size(tmp_path):
     assert clip.frames.shape == (3, 512, 320, 3)
     # Turned clockwise, the stored top-left white quadrant is shown top-right.
     assert clip.frames[0, 100, 250].min() > 200 and clip.frames[0, 100, 70].max() < 60
-
-
-def test_choose_model_size_by_aspect_and_forced(caplog):
-    with caplog.at_level(logging.INFO, logger="geo4d.core.video"):
-        assert choose_model_size(1920, 1080) == (512, 320)
-    assert "closest to 512:320" in caplog.text
-    assert choose_model_size(640, 480) == (512, 384)
-    assert choose_model_size(1000, 400) == (576, 256)
-    assert choose_model_size(2400, 700) == (640, 192)
-    assert choose_model_size(480, 640) == (384, 512)
-    assert choose_model_size(1920, 1080, forced=(640, 192)) == (640, 192)
-    assert all(choose_model_size(w, h) == (w, h) for w, h in MODEL_SIZES)
-    with pytest.raises(Geo4DError, match="multiple of 64"):
-        choose_model_size(1920, 1080, forced=(500, 320))
-
-
-def test_parse_size():
-    assert parse_size("512x320") == (512, 320)
-    assert parse_size("33X17") == (33, 17)
-    for bad in ("512", "axb", "0x10", "-5x10", "5x5x5"):
-        with pytest.raises(ValueError):
-            parse_size(bad)
 
 
 def test_odd_sizes_are_written_and_read_back(tmp_path):

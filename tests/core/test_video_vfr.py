@@ -13,7 +13,8 @@ from test_video import frame_number, marked_frames
 
 from geo4d.core.errors import Geo4DError
 from geo4d.core.reconstruction import ReconstructionSettings, load_model, reconstruct
-from geo4d.core.video import probe, read_frames, write_video
+from geo4d.core.video import probe, read_frames
+from geo4d.core.video_writer import write_video
 
 # Picture timestamps in ms of a 30 fps clip with phone-like faults: a dropped picture (133 -> 200), a burst
 # 17 ms apart (233, 250, 267) and a picture 1 ms late (334).

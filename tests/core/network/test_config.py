@@ -7,6 +7,7 @@ import json
 import pytest
 
 from geo4d.core.network.config import (
+    MODEL_SIZES,
     NetworkConfig,
     ResamplerConfig,
     TextTowerConfig,
@@ -69,8 +70,6 @@ def test_bad_values_are_refused_by_name(build, named: str) -> None:
 
 
 def test_input_sizes_follow_the_network_stride() -> None:
-    from geo4d.core.video import MODEL_SIZES
-
     assert NetworkConfig.full().input_sizes == MODEL_SIZES
     tiny = NetworkConfig.tiny()
     assert tiny.input_stride == 64
