@@ -31,7 +31,7 @@ WINDOW_LENGTH = 16
 MAX_STRIDE = WINDOW_LENGTH - 1
 STRIDE_REASON = f" (consecutive {WINDOW_LENGTH}-frame windows must share a frame to be aligned)"
 # The kinds of setting a SettingSpec describes; each surface maps a kind to its own widget or option type.
-INTEGER, NUMBER, CHOICE, SIZE = "integer", "number", "choice", "size"
+INTEGER, NUMBER, CHOICE, SIZE, SWITCH = "integer", "number", "choice", "size", "switch"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ PRECISIONS = tuple(choice.name for choice in PRECISION_CHOICES)
 class SettingSpec:
     """What one setting allows and how every surface describes it.
 
-    kind: INTEGER, NUMBER (a finite float), CHOICE or SIZE (a network input (width, height)).
+    kind: INTEGER, NUMBER (a finite float), CHOICE, SIZE (a network input (width, height)) or SWITCH (on or
+    off: True or False).
     label: its name in a user interface ("Stride"); help: one line saying what it does.
     low, high: the inclusive limits of a number; why: appended to the range in a refusal.
     choices: the allowed values of a CHOICE. none_means: for a setting that may be None, what None does.
@@ -107,6 +108,9 @@ class SettingSpec:
             check_number(owner, name, value, self.low, self.high, self.allowed)
         elif self.kind == CHOICE:
             check_choice(owner, name, value, self.names)
+        elif self.kind == SWITCH:
+            if not isinstance(value, bool):
+                raise SettingError(owner, name, value, "True or False")
         else:
             check_model_size(owner, name, value)
 
@@ -124,7 +128,7 @@ class ReconstructionSettings:
     steps run); seed: window i draws its noise from seed + i; precision auto is bf16 on CUDA where supported,
     else fp16, and fp32 on the CPU. max_points_per_frame and min_confidence choose which points the result
     folder's PLY files keep; points "split" fuses the static set into static.ply and keeps only the moving
-    points in the frames.
+    points in the frames. compile (off by default) runs the network through torch.compile (docs/speed.md).
     """
 
     start: int = setting(0, SettingSpec(INTEGER, "Start", "first source frame", 0, MAX_COUNT))
@@ -215,6 +219,15 @@ class ReconstructionSettings:
             "Points",
             "full: every frame whole; split: one fused static cloud plus the moving points per frame",
             choices=POINT_CHOICES,
+        ),
+    )
+    compile: bool = setting(
+        False,
+        SettingSpec(
+            SWITCH,
+            "Compile",
+            "torch.compile the UNet and the VAEs (opt-in: minutes of compiling before the first windows; "
+            "see docs/speed.md)",
         ),
     )
 

@@ -12,7 +12,7 @@ from typing import TextIO
 from ..cli import options_named, size_argument
 from ..limits import MAX_COUNT
 from ..progress import ProgressEvent
-from ..settings import CHOICE, INTEGER, SIZE, default_of, spec_of
+from ..settings import CHOICE, INTEGER, SIZE, SWITCH, default_of, spec_of
 
 NAME = "reconstruct"
 HELP = "reconstruct a video into a result folder (cameras, focal, per-frame depth and coloured points)"
@@ -37,6 +37,7 @@ OPTIONS = {
     "window_batch": "--window-batch",
     "decode_batch": "--decode-batch",
     "points": "--points",
+    "compile": "--compile",
 }
 
 
@@ -105,6 +106,8 @@ def add_setting_arguments(
             kind = {"choices": spec.names}
         elif spec.kind == SIZE:
             kind = {"type": size_argument, "metavar": "WIDTHxHEIGHT"}
+        elif spec.kind == SWITCH:
+            kind = {"action": "store_true"}
         else:
             kind = {
                 "type": int if spec.kind == INTEGER else float,

@@ -15,7 +15,7 @@ HELP = "train the embedded tiny model on synthetic scenes: DIR/geo4d-tiny.safete
 # On a machine where other work holds a core, --threads 1 avoids the spinning altogether.
 SHARES_CPU = False
 
-OVERRIDES = ("scenes", "vae_steps", "unet_steps", "pointmap_steps", "seed")
+OVERRIDES = ("scenes", "vae_steps", "unet_steps", "pointmap_steps", "seed", "render_workers")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--preset",
-        choices=("shipped", "toy"),
+        choices=("shipped", "small", "toy"),
         default="shipped",
-        help="shipped: the recipe of core/weights/geo4d-tiny.safetensors (default); toy: a one-minute check",
+        help="shipped: the recipe of core/weights/geo4d-tiny.safetensors (default); small: a wider 256x128 "
+        "network for one GPU (see docs/speed.md); toy: a one-minute check",
     )
     for name in OVERRIDES:
         flag = "--" + name.replace("_", "-")

@@ -11,6 +11,7 @@ MODEL_SIZES = ((512, 320), (512, 384), (576, 256), (640, 192))
 GROUP_NORM_GROUPS = 32  # GroupNorm groups of the UNet and its temporal blocks, and of the published VAE
 # The tiny model's one input size (W, H): wider or narrower videos are centre-cropped to 2:1.
 TINY_INPUT_SIZES = ((128, 64),)
+SMALL_INPUT_SIZES = ((256, 128),)  # the `small` preset's, also 2:1
 
 
 def _check_positive(owner: str, **values: int | float) -> None:
@@ -359,9 +360,34 @@ class NetworkConfig:
         )
 
     @classmethod
+    def small(cls) -> NetworkConfig:
+        """`tiny` twice as wide at 256x128 (a 32x16 latent), to train on one GPU (core/train, preset small).
+
+        The UNet's levels are 64, 128, 128 and 256 wide with 32-channel heads and a 64-wide context; the
+        VAE's 64, 128, 128, 128 with 16 groups (4 channels per group at its first level, as `tiny`).
+        """
+        context_dim = 64
+        return cls(
+            unet=UNetConfig(
+                model_channels=64, channel_mult=(1, 2, 2, 4), head_channels=32, context_dim=context_dim
+            ),
+            resampler=ResamplerConfig(
+                dim=64, depth=2, dim_head=16, heads=4, embedding_dim=128, output_dim=context_dim
+            ),
+            text=TextTowerConfig(width=context_dim, heads=2, layers=3, embed_dim=context_dim),
+            visual=VisualTowerConfig(width=128, heads=2, layers=2, embed_dim=context_dim),
+            vae=VAEConfig(
+                channels=64, channel_mult=(1, 2, 2, 2), num_res_blocks=1, adaptor_channels=64, norm_groups=16
+            ),
+            input_sizes=SMALL_INPUT_SIZES,
+            sampling_steps=1,
+            sampling_steps_only=True,
+        )
+
+    @classmethod
     def preset(cls, name: str) -> NetworkConfig:
-        """The preset called `name` ("full" or "tiny")."""
-        presets = {"full": cls.full, "tiny": cls.tiny}
+        """The preset called `name` ("full", "small" or "tiny")."""
+        presets = {"full": cls.full, "small": cls.small, "tiny": cls.tiny}
         if name not in presets:
             raise ValueError(f"network preset {name!r}: must be one of {sorted(presets)}")
         return presets[name]()

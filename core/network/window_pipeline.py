@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from .config import NetworkConfig
 from .sampler import Geo4DSampler, SamplerConfig
 from .unet import UNet3D
 from .vae import Geo4DVAE, uncertainty_weight
+
+if TYPE_CHECKING:
+    from .frame_posteriors import FramePosteriors
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +120,7 @@ class WindowPipeline:
         steps: int,
         decode_batch: int,
         reporter: Reporter | None = None,
+        posteriors: FramePosteriors | None = None,
     ) -> list[WindowPrediction]:
         """Predict B windows, their UNet passes batched together.
 
@@ -125,7 +130,9 @@ class WindowPipeline:
         VAE call. Each window's noise is drawn on the CPU from its own generator seeded with its seed (x_T
         [1, 16, L, h, w] first, then the posterior sample [L, 4, h, w]), so a seed means the same run on any
         device and in any batch. `reporter` sees each DDIM step ("denoise") and may cancel between every VAE
-        call and every step.
+        call and every step. posteriors: the clip's frames' VAE posteriors (FramePosteriors, indexed by
+        frame_indices), each frame encoded once for all the windows that hold it; None encodes each window's
+        frames. Either way each window samples its latents with its own posterior noise: the same result.
         """
         check_integer(type(self).__name__, "decode_batch", decode_batch, 1, MAX_DECODE_BATCH)
         check_integer(type(self).__name__, "steps", steps, 0, MAX_STEPS)
@@ -140,18 +147,16 @@ class WindowPipeline:
         latent_size = (images.shape[-2] // down, images.shape[-1] // down)
         initial, c_concat = [], []
         with torch.inference_mode():
-            for seed, window_images in zip(seeds, images, strict=True):
+            for seed, window_images, indices in zip(seeds, images, frame_indices, strict=True):
                 generator = torch.Generator("cpu").manual_seed(seed)
                 latent_shape = (1, self.config.unet.out_channels, length, *latent_size)
                 initial.append(torch.randn(latent_shape, generator=generator))
                 posterior_shape = (length, self.config.vae.latent_channels, *latent_size)
                 posterior = torch.randn(posterior_shape, generator=generator)
-                parts = []
-                for first in range(0, length, decode_batch):
-                    reporter.check_cancel()
-                    chunk = slice(first, first + decode_batch)
-                    parts.append(self.encode_frames(window_images[chunk], posterior[chunk], decode_batch))
-                c_concat.append(torch.cat(parts, dim=2))  # [1, 4, L, h, w]
+                if posteriors is None:
+                    c_concat.append(self._encode_window(window_images, posterior, decode_batch, reporter))
+                else:
+                    c_concat.append(self.sample_latents(*posteriors.moments(indices, reporter), posterior))
             latents = self.denoise(
                 torch.cat(c_concat), fps, torch.cat(initial), self.sampler(steps), reporter
             )
@@ -200,6 +205,18 @@ class WindowPipeline:
         }
         return DecodedWindow(**joined).to_prediction(frame_indices)
 
+    def _encode_window(
+        self, images: torch.Tensor, posterior_noise: torch.Tensor, decode_batch: int, reporter: Reporter
+    ) -> torch.Tensor:
+        """One window's c_concat [1, 4, L, h, w] from its images [L, 3, H, W], decode_batch frames per VAE
+        call, checking the cancel flag before each."""
+        parts = []
+        for first in range(0, images.shape[0], decode_batch):
+            reporter.check_cancel()
+            chunk = slice(first, first + decode_batch)
+            parts.append(self.encode_frames(images[chunk], posterior_noise[chunk], decode_batch))
+        return torch.cat(parts, dim=2)
+
     def encode_frames(
         self, images: torch.Tensor, posterior_noise: torch.Tensor | None, decode_batch: int
     ) -> torch.Tensor:
@@ -209,16 +226,25 @@ class WindowPipeline:
         sample); None uses the posterior mean. Computed in float32 from the VAE's dtype, decode_batch frames
         per VAE call.
         """
-        latents = []
+        return self.sample_latents(*self.encode_moments(images, decode_batch), posterior_noise)
+
+    def encode_moments(self, images: torch.Tensor, decode_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each frame's VAE posterior: [N, 3, H, W] in [-1, 1] -> (mean, std), float32 [N, 4, H/8, W/8]
+        each, decode_batch frames per VAE call."""
+        means, stds = [], []
         for start in range(0, images.shape[0], decode_batch):
-            batch = images[start : start + decode_batch].to(self.dtype)
-            posterior = self.vae.encode(batch)
-            z = posterior.mean.float()
-            if posterior_noise is not None:
-                noise = posterior_noise[start : start + batch.shape[0]].to(self.device)
-                z = z + posterior.std.float() * noise
-            latents.append(z)
-        return rearrange(torch.cat(latents) * self.config.vae.scale_factor, "l c h w -> 1 c l h w")
+            posterior = self.vae.encode(images[start : start + decode_batch].to(self.dtype))
+            means.append(posterior.mean.float())
+            stds.append(posterior.std.float())
+        return torch.cat(means), torch.cat(stds)
+
+    def sample_latents(
+        self, mean: torch.Tensor, std: torch.Tensor, posterior_noise: torch.Tensor | None
+    ) -> torch.Tensor:
+        """c_concat [1, 4, L, h, w] from posterior moments [L, 4, h, w]: scale_factor x (mean + std x
+        posterior_noise [L, 4, h, w], any device), or scale_factor x mean when posterior_noise is None."""
+        z = mean if posterior_noise is None else mean + std * posterior_noise.to(self.device)
+        return rearrange(z * self.config.vae.scale_factor, "l c h w -> 1 c l h w")
 
     def denoise(
         self,

@@ -13,6 +13,8 @@ from ..out_of_memory import is_out_of_memory, release_cached_memory
 from ..prediction import WindowPrediction
 from ..progress import ProgressEvent, Reporter
 from ..windows import WindowPlan
+from .compiled import compiled_pipeline
+from .frame_posteriors import FramePosteriors
 from .window_pipeline import WindowPipeline
 
 if TYPE_CHECKING:
@@ -26,10 +28,11 @@ AUTO_CUDA_WINDOW_BATCH = 8
 
 class WindowPredictor:
     """Runs the window pipeline on the windows of a plan with a run's settings (seed, steps, window_batch,
-    decode_batch). Window i draws its noise from seed + i, so how windows are batched changes nothing."""
+    decode_batch, compile). Window i draws its noise from seed + i, so how windows are batched changes
+    nothing; each frame is encoded once for all the windows that hold it (FramePosteriors)."""
 
     def __init__(self, model: WindowPipeline, settings: ReconstructionSettings) -> None:
-        self.model = model
+        self.model = compiled_pipeline(model) if settings.compile else model
         self.settings = settings
         self.steps = settings.steps or model.config.sampling_steps
         self.device = model.device
@@ -52,12 +55,13 @@ class WindowPredictor:
         wanted = list(range(plan.num_windows)) if wanted is None else list(wanted)
         total = len(wanted)
         batch = min(self.initial_batch(), total)
+        posteriors = FramePosteriors(self.model, frames, self.settings.decode_batch)
         predictions: list[WindowPrediction] = []
         reporter.report("predict", 0, total, f"{total} windows")
         while len(predictions) < total:
             windows = wanted[len(predictions) : len(predictions) + batch]
             try:
-                predictions += self.predict_batch(frames, fps, plan, windows, reporter)
+                predictions += self.predict_batch(frames, fps, plan, windows, posteriors, reporter)
                 ran_out = False
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as error:
                 if not is_out_of_memory(error) or batch == 1:
@@ -72,9 +76,16 @@ class WindowPredictor:
         return predictions, batch
 
     def predict_batch(
-        self, frames: np.ndarray, fps: float, plan: WindowPlan, windows: list[int], reporter: Reporter
+        self,
+        frames: np.ndarray,
+        fps: float,
+        plan: WindowPlan,
+        windows: list[int],
+        posteriors: FramePosteriors,
+        reporter: Reporter,
     ) -> list[WindowPrediction]:
-        """The predictions of `windows` (indices into the plan), their UNet passes batched together."""
+        """The predictions of `windows` (indices into the plan), their UNet passes batched together; each
+        frame's VAE posterior comes from `posteriors` (the clip's frames, each encoded once)."""
         total = plan.num_windows
         label = (
             f"window {windows[0] + 1}" + (f"-{windows[-1] + 1}" if len(windows) > 1 else "") + f" of {total}"
@@ -92,4 +103,5 @@ class WindowPredictor:
             steps=self.steps,
             decode_batch=self.settings.decode_batch,
             reporter=Reporter(step, reporter.cancel),
+            posteriors=posteriors,
         )

@@ -8,6 +8,9 @@ exact at the network's pixel centres. Targets follow core.modalities exactly (wh
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +66,35 @@ def box_downsample(image: np.ndarray, factor: int) -> np.ndarray:
     return np.round(blocks.astype(np.float32).mean(axis=(-4, -2))).astype(np.uint8)
 
 
+def _render_training_scene(job: tuple[int, int, int, int, int]):
+    """(frames, width, height, seed, supersampling) -> (box-filtered colours [F, H, W, 3] uint8, the scene
+    rendered at the network size: exact depth, cameras, focal)."""
+    frames, width, height, seed, factor = job
+    exact = render_scene(SceneConfig(frames=frames, width=width, height=height, seed=seed))
+    fine = exact
+    if factor > 1:
+        fine = render_scene(
+            SceneConfig(frames=frames, width=width * factor, height=height * factor, seed=seed)
+        )
+    return box_downsample(fine.color, factor), exact
+
+
+@contextmanager
+def _scene_renderer(workers: int):
+    """`map(function, jobs)` in order: in this process for 1 worker, else in a pool of fresh (spawned)
+    processes (a forked copy of a process that has run torch can hang in its thread pool)."""
+    if workers == 1:
+        yield map
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.map
+
+
 def render_scenes(
     config: TrainConfig, size: tuple[int, int], cache: Path | None = None, reporter: Reporter | None = None
 ) -> SceneSet:
-    """The training scenes of `config` at `size` (W, H); read from `cache` when it holds the same seeds."""
+    """The training scenes of `config` at `size` (W, H), rendered by config.render_workers processes; read
+    from `cache` when it holds the same seeds."""
     width, height = size
     if cache is not None and cache.is_file():
         scenes = SceneSet.load(cache)
@@ -79,24 +107,15 @@ def render_scenes(
             logger.info("Training scenes read from %s.", cache)
             return scenes
     rgb, depth, camera_to_world, focal = [], [], [], []
-    factor = config.supersampling
-    for index, seed in enumerate(config.seeds):
-        exact = render_scene(
-            SceneConfig(frames=config.frames_per_scene, width=width, height=height, seed=seed)
-        )
-        fine = exact
-        if factor > 1:
-            fine = render_scene(
-                SceneConfig(
-                    frames=config.frames_per_scene, width=width * factor, height=height * factor, seed=seed
-                )
-            )
-        rgb.append(box_downsample(fine.color, factor))
-        depth.append(exact.depth)
-        camera_to_world.append(exact.camera_to_world)
-        focal.append(exact.intrinsics.fx)
-        if reporter is not None:
-            reporter.report("render", index + 1, config.scenes)
+    jobs = [(config.frames_per_scene, width, height, seed, config.supersampling) for seed in config.seeds]
+    with _scene_renderer(config.render_workers) as render:
+        for index, (colours, exact) in enumerate(render(_render_training_scene, jobs)):
+            rgb.append(colours)
+            depth.append(exact.depth)
+            camera_to_world.append(exact.camera_to_world)
+            focal.append(exact.intrinsics.fx)
+            if reporter is not None:
+                reporter.report("render", index + 1, config.scenes)
     scenes = SceneSet(
         np.stack(rgb),
         np.stack(depth).astype(np.float32),

@@ -106,14 +106,15 @@ def run_training(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
 ) -> Path:
-    """Train the tiny model by `config` into `output` and return the weights file.
+    """Train the model by `config` (network: its `network` preset unless given) into `output`; returns the
+    weights file.
 
     output/ receives data/scenes.npz (the rendered scenes, reused by a rerun with the same scenes),
     train_log.jsonl (losses), train_summary.json (recipe, timings, figures) and geo4d-tiny.safetensors
     in the format of `python -m geo4d convert-checkpoint`, written last and atomically.
     """
     output = check_output_folder(output, TRAINING_LAYOUT)
-    network = network or NetworkConfig.tiny()
+    network = network or NetworkConfig.preset(config.network)
     torch_device = resolve_device(device)
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -132,7 +133,7 @@ def run_training(
         logger.info("Stage %s done in %.1f s.", stage, timings[stage])
 
     size = network.input_sizes[0]
-    logger.info("Training tiny Geo4D at %dx%d on %s with %s.", *size, torch_device, config)
+    logger.info("Training %s Geo4D at %dx%d on %s with %s.", config.network, *size, torch_device, config)
     scenes = render_scenes(config, size, output / DATA_DIR / CACHE_NAME, reporter)
     lap("render")
 
