@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Geo4DError
+from .motion_description import MOTION_NAME, STATIC_NAME
 from .result_description import (
     DEPTH_NAME,
     FORMAT_NAME,
     FORMAT_VERSION,
     FRAMES_DIR,
     JSON_NAME,
-    MOTION_NAME,
-    STATIC_NAME,
 )
 
 logger = logging.getLogger(__name__)

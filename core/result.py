@@ -26,6 +26,7 @@ import numpy as np
 
 from .camera import pixel_centre, transform_points, unproject_depth
 from .errors import Geo4DError
+from .motion_description import MOTION_NAME, STATIC_NAME, MotionDescription
 from .motion_masks import MotionMasks, scores_from_stored
 from .output_folder import RESULT_LAYOUT, write_folder
 from .ply import read_points, write_points
@@ -33,10 +34,7 @@ from .result_description import (
     DEPTH_NAME,
     FRAMES_DIR,
     JSON_NAME,
-    MOTION_NAME,
-    STATIC_NAME,
     Intrinsics,
-    MotionDescription,
     PointOptions,
     ResultDescription,
     frame_file_name,

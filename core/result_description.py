@@ -25,20 +25,13 @@ from .json_checks import (
     one_line,
     shown,
 )
+from .motion_description import MotionDescription, read_motion
 
 FORMAT_NAME = "geo4d-reconstruction"
 FORMAT_VERSION = 1
 JSON_NAME = "reconstruction.json"
 DEPTH_NAME = "depth.npz"
 FRAMES_DIR = "frames"
-# Optional files: per-pixel motion scores, and the fused static cloud of a split result.
-MOTION_NAME = "motion.npz"
-STATIC_NAME = "static.ply"
-# What each frame's PLY holds: every point, or (split results) only the moving ones.
-FRAME_CONTENTS = ("all", "moving")
-# The most points one static.ply may hold (core.ply's limit per file).
-MAX_STATIC_POINTS = 50_000_000
-
 # Depth-map sides in pixels: Blender's largest render resolution.
 MAX_IMAGE_SIDE = 65536
 # Frame rates Blender can play (render.fps up to 32767, fps_base up to 1e6 for slow ones).
@@ -102,50 +95,6 @@ class PointOptions:
                 self.max_points_per_frame, "points.max_points_per_frame", 1, SOURCE_FRAME_LIMIT - 1
             )
             object.__setattr__(self, "max_points_per_frame", count)
-
-
-@dataclass(frozen=True)
-class MotionDescription:
-    """The "motion" entry: per-pixel motion scores in motion.npz and, for a split result, the static cloud.
-
-    threshold: score (0..1) from which a pixel counts as moving. frames: "all" (each frame's PLY holds every
-    point) or "moving" (only its moving points; the static ones are fused into static.ply). static_points:
-    the points of static.ply, None when frames is "all". camera_baseline: the camera positions' span over
-    the median depth (tiny: the camera barely moves and the masks are weak).
-    """
-
-    threshold: float
-    frames: str = "all"
-    static_points: int | None = None
-    camera_baseline: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "threshold", checked_real(self.threshold, "motion.threshold", 0.0, 1.0))
-        if self.frames not in FRAME_CONTENTS:
-            raise ValueError(f"motion.frames is {shown(self.frames)}; it must be 'all' or 'moving'")
-        if self.frames == "moving":
-            count = checked_integer(self.static_points, "motion.static_points", 0, MAX_STATIC_POINTS)
-            object.__setattr__(self, "static_points", count)
-        elif self.static_points is not None:
-            raise ValueError(
-                f"motion.static_points is {shown(self.static_points)} but motion.frames is 'all'; "
-                "only a split result (frames 'moving') has a static cloud"
-            )
-        baseline = checked_real(self.camera_baseline, "motion.camera_baseline", low=0.0)
-        object.__setattr__(self, "camera_baseline", baseline)
-
-    @property
-    def split(self) -> bool:
-        """The frames hold only moving points and static.ply the rest."""
-        return self.frames == "moving"
-
-    def to_json(self) -> dict:
-        return {
-            "threshold": self.threshold,
-            "frames": self.frames,
-            "static_points": self.static_points,
-            "camera_baseline": self.camera_baseline,
-        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,7 +240,7 @@ def parse_description(data: str | bytes | Mapping, path: str | Path = JSON_NAME)
             timings=data["timings"],
             warnings=data["warnings"],
             frame_confidence=data.get("frame_confidence"),
-            motion=_motion(data.get("motion")),
+            motion=read_motion(data.get("motion")),
         )
     except ValueError as error:
         raise Geo4DError(f"{path}: {error}. {FIX_ADVICE}") from error
@@ -432,14 +381,4 @@ def _frame_confidence(value: object, count: int) -> tuple[float, ...]:
         )
     return tuple(
         checked_real(entry, f"frame_confidence[{index}]", 0.0, 1.0) for index, entry in enumerate(entries)
-    )
-
-
-def _motion(value: object) -> MotionDescription | None:
-    """The optional "motion" entry (results written before motion masks have none)."""
-    if value is None:
-        return None
-    entry = checked_object(value, "motion", ("threshold", "frames"))
-    return MotionDescription(
-        entry["threshold"], entry["frames"], entry.get("static_points"), entry.get("camera_baseline", 0.0)
     )

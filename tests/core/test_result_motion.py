@@ -8,9 +8,10 @@ import pytest
 from test_result import make_reconstruction
 
 from geo4d.core.errors import Geo4DError
+from geo4d.core.motion_description import MotionDescription
 from geo4d.core.motion_masks import MotionMasks
 from geo4d.core.result import Reconstruction, read_description, read_frame_points, read_static_points
-from geo4d.core.result_description import MotionDescription, parse_description
+from geo4d.core.result_description import parse_description
 
 
 def with_motion(frames: int = 3) -> Reconstruction:
