@@ -201,6 +201,7 @@ def test_reconstruct_to_folder_refuses_before_work_and_replaces_only_its_own_res
     assert sorted(name for name in after if name.startswith("earlier/") and "/frames/" not in name) == [
         "earlier/depth.npz",
         "earlier/frames",
+        "earlier/motion.npz",
         "earlier/reconstruction.json",
     ]
 
