@@ -170,7 +170,7 @@ def draw_preferences(preferences: bpy.types.AddonPreferences) -> list[dict]:
 def test_preferences_show_every_setting_and_the_setup_report(enabled_addon):
     found = draw_preferences(enabled_addon)
     names = ("checkpoint", "vae_checkpoint", "device", "precision", "worker_python", "cache_folder")
-    names += ("torch_build", "wheel_folder")
+    names += ("torch_build", "wheel_folder", "ray_address")
     assert properties(found) == {f"Geo4DPreferences.{name}" for name in names}
     assert "bpy.ops.geo4d.check_setup()" in operators(found)
     assert {"bpy.ops.geo4d.setup_environment()", "bpy.ops.geo4d.convert_checkpoint()"} <= set(
