@@ -383,5 +383,8 @@ def write_json_report(target: str | Path, report: dict, kind: str, inputs: Itera
 def check_json_report(
     target: str | Path, format_name: str, kind: str, inputs: Iterable[str | Path] = ()
 ) -> Path:
-    """check_output_file for write_json_report's target, before any work."""
-    return check_output_file(target, json_format_is(format_name), kind, inputs)
+    """check_output_file for write_json_report's target, before any work; its folder must exist."""
+    target = check_output_file(target, json_format_is(format_name), kind, inputs)
+    if not target.parent.is_dir():
+        raise Geo4DError(f"The folder {target.parent} does not exist. Create it or choose another path.")
+    return target
