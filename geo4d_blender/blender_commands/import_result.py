@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from ..blend_files import is_blend_file, save_as_partial
 from ..core.cli import options_named
 from ..core.errors import Geo4DError
 from ..core.output_folder import check_output_file, write_file
@@ -18,15 +19,6 @@ logger = logging.getLogger(__name__)
 
 # ImportOptions fields -> the options that set them.
 OPTIONS = {"frame_start": "--frame-start", "storage": "--storage", "point_size": "--point-size"}
-# The first bytes of a .blend: uncompressed, or compressed by Blender with zstd (2.90 on) or gzip (before).
-BLEND_MAGIC = b"BLENDER"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-COMPRESSED_MAGICS = (ZSTD_MAGIC, b"\x1f\x8b")
-# How a complete .blend ends: its last block is ENDB (uncompressed); Blender's zstd files end with the
-# seekable format's seek table, whose last four bytes are this magic.
-END_BLOCK = b"ENDB"
-END_BLOCK_SEARCH = 48
-ZSTD_SEEK_TABLE_MAGIC = b"\xb1\xea\x92\x8f"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,32 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "packed: every point stored in the .blend",
     )
     parser.add_argument("--point-size", type=float, default=1.0, help="point diameter in footage pixels")
-
-
-def is_blend_file(path: Path) -> bool:
-    """Whether `path` starts like a file Blender saves: "BLENDER", or a zstd or gzip stream (compressed saves)."""
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(len(BLEND_MAGIC))
-    except OSError:
-        return False
-    return head == BLEND_MAGIC or head.startswith(COMPRESSED_MAGICS)
-
-
-def is_complete_blend(path: Path) -> bool:
-    """Whether the .blend Blender saved at `path` ends as a whole file does: Blender can report a save as
-    done when the disk filled up halfway (seen with bpy 5.0 on a compressed file), leaving it cut short."""
-    try:
-        with open(path, "rb") as stream:
-            head = stream.read(len(BLEND_MAGIC))
-            stream.seek(0, os.SEEK_END)
-            stream.seek(max(0, stream.tell() - END_BLOCK_SEARCH))
-            tail = stream.read()
-    except OSError:
-        return False
-    if head.startswith(ZSTD_MAGIC):
-        return tail.endswith(ZSTD_SEEK_TABLE_MAGIC)
-    return head == BLEND_MAGIC and END_BLOCK in tail
 
 
 def backup_path(output: Path) -> Path:
@@ -112,22 +78,16 @@ def check_output(output: Path, result: Path, overwrite: bool) -> Path:
 
 
 def save_blend(output: Path) -> None:
-    """Save the open file as `output`: written beside it under a hidden name and renamed over it, an earlier
-    file kept as NAME.blend1 (so a failure never leaves a half-written .blend and nothing is lost)."""
-    import bpy
-
-    def save(partial: Path) -> None:
-        try:
-            bpy.ops.wm.save_as_mainfile(filepath=str(partial), relative_remap=False)
-        except RuntimeError as error:
-            raise Geo4DError(f"Blender could not save {output}: {error}. Nothing was changed.") from error
-        if not is_complete_blend(partial):
-            raise Geo4DError(
-                f"Blender could not save {output} completely (is the disk full?). Nothing was changed."
-            )
-
-    bpy.context.preferences.filepaths.save_version = 0  # the backup is ours to keep: none of the hidden file
-    write_file(output, save, is_blend_file, "Blender file", backup=backup_path(output))
+    """Save the open file as `output`: written beside it under a hidden name, checked complete and renamed
+    over it, an earlier file kept as NAME.blend1 (so a failure never leaves a half-written .blend and
+    nothing is lost)."""
+    write_file(
+        output,
+        lambda partial: save_as_partial(partial, output),
+        is_blend_file,
+        "Blender file",
+        backup=backup_path(output),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
