@@ -16,8 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from geo4d.core.errors import Geo4DError
+from geo4d.core.output_folder import check_output_file, write_file
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +31,8 @@ MANIFEST = "blender_manifest.toml"
 ROOT_PACKAGE = "geo4d_blender"
 SUBPACKAGES = ("core", "operators", "ui")
 WHEELS_DIR = "wheels"
+EXTENSION_ID = "geo4d"
+ZIP_KIND = "Geo4D extension zip"
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
@@ -85,25 +92,70 @@ def _run_blender_ext(*arguments: str) -> str:
     return completed.stdout
 
 
+def zip_name(source: Path) -> str:
+    """The file name blender_ext.py gives the zip: the manifest's id and version ("geo4d-0.1.0.zip")."""
+    try:
+        manifest = tomllib.loads((source / MANIFEST).read_text(encoding="utf-8"))
+        return f"{manifest['id']}-{manifest['version']}.zip"
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError) as error:
+        raise BuildError(
+            f"{source / MANIFEST} has no readable id and version ({error}); fix the manifest."
+        ) from error
+
+
+def is_extension_zip(path: Path) -> bool:
+    """Whether `path` is a zip this script built: a zip whose blender_manifest.toml has our id."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = tomllib.loads(archive.read(MANIFEST).decode("utf-8"))
+    except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, tomllib.TOMLDecodeError):
+        return False
+    return manifest.get("id") == EXTENSION_ID
+
+
 def build(output_dir: Path, source: Path = ROOT, wheels: Sequence[Path] = ()) -> Path:
-    """Validate the manifest and write the extension zip (with `wheels`) into output_dir; returns its path."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="geo4d-extension-") as temporary:
-        staging = Path(temporary) / "geo4d"
-        stage(source, staging, wheels)
-        _run_blender_ext("validate", str(staging))
-        before = set(output_dir.glob("*.zip"))
-        _run_blender_ext("build", "--source-dir", str(staging), "--output-dir", str(output_dir))
-    built = sorted(set(output_dir.glob("*.zip")) - before) or sorted(output_dir.glob("*.zip"))
-    if not built:
-        raise BuildError(f"blender_ext.py build reported success but wrote no zip into {output_dir}.")
-    return max(built, key=lambda path: path.stat().st_mtime)
+    """Validate the manifest and write the extension zip (with `wheels`) into output_dir; returns its path.
+
+    By the output contract (core/output_folder.py), checked before the build: output_dir is not a source
+    folder, the wheels' folder or inside them, and a file of the zip's name there is replaced only when
+    it is an extension zip of ours. The zip is built in a temporary folder and renamed into place.
+    """
+    inputs = [source / name for name in (ROOT_PACKAGE, MANIFEST, *SUBPACKAGES)] + list(wheels)
+    inputs += sorted({wheel.parent for wheel in wheels})
+    name = zip_name(source)
+    target = output_dir / name
+    try:
+        check_output_file(target, is_extension_zip, ZIP_KIND, inputs)
+        if output_dir.exists() and not output_dir.is_dir():
+            raise Geo4DError(f"--output-dir {output_dir} is a file. Choose a folder for the zip.")
+        with tempfile.TemporaryDirectory(prefix="geo4d-extension-") as temporary:
+            staging = Path(temporary) / "geo4d"
+            stage(source, staging, wheels)
+            _run_blender_ext("validate", str(staging))
+            built = Path(temporary) / name
+            _run_blender_ext("build", "--source-dir", str(staging), "--output-filepath", str(built))
+            if not built.is_file():
+                raise BuildError(f"blender_ext.py build reported success but wrote no {name}.")
+            output_dir.mkdir(parents=True, exist_ok=True)
+            write_file(
+                target, lambda partial: shutil.copyfile(built, partial), is_extension_zip, ZIP_KIND, inputs
+            )
+    except Geo4DError as error:
+        raise BuildError(str(error)) from error
+    except OSError as error:
+        raise BuildError(
+            f"Cannot write {target}: {error.strerror or error}. Choose a writable folder."
+        ) from error
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--output-dir", type=Path, default=ROOT / "dist", help="where the zip goes (default dist/)"
+        "--output-dir",
+        type=Path,
+        default=ROOT / "dist",
+        help="where the zip goes (default dist/); a zip of the same name there is replaced only when it is ours",
     )
     parser.add_argument(
         "--wheels", type=Path, help="bundle every .whl in this folder (listed in the manifest's `wheels`)"

@@ -21,7 +21,6 @@ status is then 1.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import subprocess
@@ -39,10 +38,12 @@ from flops import DEVICES
 from flops import report as flops_report
 
 from geo4d.core.align import align_windows
+from geo4d.core.errors import Geo4DError
 from geo4d.core.network.config import NetworkConfig
 from geo4d.core.network.loading import random_network
 from geo4d.core.network.window_pipeline import WindowPipeline
 from geo4d.core.network.window_predictor import WindowPredictor
+from geo4d.core.output_folder import check_json_report, write_json_report
 from geo4d.core.prediction import WindowPrediction
 from geo4d.core.progress import Reporter
 from geo4d.core.reconstruction import reconstruct
@@ -52,6 +53,9 @@ from geo4d.core.synthetic.simulated_predictions import PredictionNoise, simulate
 from geo4d.core.windows import plan_windows
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+# The report's marker: a file at --output is replaced only when it carries it.
+REPORT_FORMAT = "geo4d-gpu-check"
+REPORT_KIND = "GPU check report"
 STRIDE = 4
 
 
@@ -267,17 +271,29 @@ def main() -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="every part on the CPU at tiny size (CI)")
     parser.add_argument(
-        "--output", default="gpu_check.json", help="the JSON report's path (default gpu_check.json)"
+        "--output",
+        default="gpu_check.json",
+        help="the JSON report's path (default gpu_check.json); an existing file is replaced only when it is "
+        "an earlier report of this check",
     )
     args = parser.parse_args()
+    try:
+        check_json_report(args.output, REPORT_FORMAT, REPORT_KIND)  # before minutes of work
+    except Geo4DError as error:
+        print(f"gpu_check: error: {error}", file=sys.stderr)
+        return 2
     if not args.dry_run and not torch.cuda.is_available():
         print(
             "gpu_check: no CUDA device is visible to torch; run on a GPU machine, or use --dry-run.",
             file=sys.stderr,
         )
         return 2
-    report = run_check(args.dry_run)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    report = {"format": REPORT_FORMAT, **run_check(args.dry_run)}
+    try:
+        write_json_report(args.output, report, REPORT_KIND)
+    except Geo4DError as error:
+        print(f"gpu_check: error: {error}", file=sys.stderr)
+        return 1
     print(
         f"gpu_check: report written to {args.output} ({len(report['errors'])} part(s) failed)",
         file=sys.stderr,

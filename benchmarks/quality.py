@@ -12,7 +12,6 @@ would give with this autoencoder. Training seeds start at 1000 (core/train/confi
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import time
@@ -24,7 +23,9 @@ import torch
 from einops import rearrange
 
 from geo4d.core.align import AlignConfig, align_windows
+from geo4d.core.errors import Geo4DError
 from geo4d.core.network.window_pipeline import WindowPipeline
+from geo4d.core.output_folder import check_json_report, write_json_report
 from geo4d.core.reconstruction import ReconstructionSettings, load_model, reconstruct
 from geo4d.core.result import Intrinsics, Reconstruction
 from geo4d.core.synthetic.quality import QualityFigures, quality_figures, truth_at_result
@@ -35,6 +36,9 @@ from geo4d.core.train.data import modality_targets
 from geo4d.core.windows import plan_windows
 
 HELD_OUT_SEEDS = (101, 102, 103, 104, 105)
+# The --json file's marker: an existing file is replaced only when it carries it.
+REPORT_FORMAT = "geo4d-quality-benchmark"
+REPORT_KIND = "quality benchmark report"
 BASELINE_FOV_DEG = 60.0  # the middle of the synthetic scenes' 40-80 degree range
 COLUMNS = ("abs_rel", "delta_1_25", "focal_error", "ate_fraction", "rpe_rotation_deg")
 METHODS = ("model", "constant", "gt_modalities", "vae_round_trip")
@@ -141,10 +145,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS))
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures to this file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help='also write the figures to this file ({"format": "geo4d-quality-benchmark", "rows": [...]}); an '
+        "existing file is replaced only when it is an earlier one of these",
+    )
     args = parser.parse_args()
     if any(seed >= TRAIN_SEED_START for seed in args.seeds):
         parser.error(f"seeds from {TRAIN_SEED_START} on are training seeds; choose held-out ones")
+    try:
+        if args.json is not None:
+            check_json_report(args.json, REPORT_FORMAT, REPORT_KIND, [args.model])  # before the work
+    except Geo4DError as error:
+        raise SystemExit(f"quality.py: error: {error}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = ReconstructionSettings()
@@ -160,7 +175,10 @@ def main() -> None:
     )
     print_table(rows)
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        try:
+            write_json_report(args.json, {"format": REPORT_FORMAT, "rows": rows}, REPORT_KIND, [args.model])
+        except Geo4DError as error:
+            raise SystemExit(f"quality.py: error: {error}") from None
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import IO
 
 from .environment_setup import (
     CURRENT_FILE,
+    MARKER_NAME,
     SLOTS,
     SetupPlan,
     check_free_space,
@@ -124,10 +125,9 @@ class EnvironmentBuild:
         in_use = current_slot(plan.root)
         self.slot = self._staging_slot(in_use)
         python = str(environment_python(self.slot))
-        if read_marker(self.slot) is None:
+        if self.slot != in_use and (read_marker(self.slot) is None or not os.path.lexists(python)):
             base = find_base_python(plan.pythons)
-            if self.slot.exists():
-                shutil.rmtree(self.slot)  # a venv of ours that never finished being made
+            self._clear_slot()
             self._steps.append(Step("venv", [base, "-m", "venv", str(self.slot)], 0.0, 0.1))
         self._log = open(plan.log, "w", encoding="utf-8")
         self._write_log(f"Set-up of {self.slot} from {plan.source.describe()}: {' '.join(plan.requirements)}")
@@ -139,6 +139,21 @@ class EnvironmentBuild:
         self.state = "running"
         self._next_step()
         return self
+
+    def _clear_slot(self) -> None:
+        """Make the staging slot a new folder holding only our marker (not ready), so that whatever is in
+        it later is ours: a venv of ours that never finished is removed; anything else there is refused."""
+        slot = self.slot
+        if os.path.lexists(slot):
+            if slot.is_symlink() or not slot.is_dir() or (read_marker(slot) is None and any(slot.iterdir())):
+                raise Geo4DError(
+                    f"{slot} is in the way of the set-up: it is not an environment Geo4D made (no "
+                    f"{MARKER_NAME} in it), and Geo4D never deletes what it did not write. Move it elsewhere "
+                    "and set up again."
+                )
+            shutil.rmtree(slot)
+        slot.mkdir()
+        write_marker(slot, self.plan.requirements, ready=False)
 
     def _staging_slot(self, in_use: Path | None) -> Path:
         """The slot to build: the one in use when it already holds exactly these packages (only checked
@@ -218,8 +233,6 @@ class EnvironmentBuild:
         if code != 0:
             self._fail(self._failure(step, code))
             return
-        if step.name == "venv":
-            write_marker(self.slot, self.plan.requirements, ready=False)
         if step.name == "check" and self.plan.require_cuda and not self.cuda:
             self._fail(
                 f"The new environment's torch {self.versions.get('torch', '')} does not see the NVIDIA GPU "

@@ -275,7 +275,9 @@ def check_output_file(
     target = Path(target)
     reason = protected_reason(target, inputs)
     if reason is not None:
-        raise Geo4DError(f"The output {target} {reason}; Geo4D never overwrites it. Choose a new file name.")
+        raise Geo4DError(
+            f"The output {target} {reason}; Geo4D never writes there. Choose a new file name in another folder."
+        )
     if target.is_symlink():
         raise Geo4DError(
             f"The output {target} is a symbolic link; Geo4D does not replace links. Choose a new file name."
@@ -296,25 +298,25 @@ def write_file(
     is_ours: Callable[[Path], bool] | None,
     kind: str,
     inputs: Iterable[str | Path] = (),
+    backup: str | Path | None = None,
 ) -> Path:
     """Write a file by `write(partial)` to a hidden file beside target and rename it over target.
 
     The file appears complete or not at all; an existing target is replaced only when `is_ours` says
     the writer made it (checked before and again just before the rename; see check_output_file).
+    backup: where the earlier target is kept (a copy renamed into place just before the swap, as Blender
+    keeps NAME.blend1); an earlier file there must pass the same checks as the target.
     """
     target = check_output_file(target, is_ours, kind, inputs)
-    try:
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-        os.close(handle)
-    except OSError as error:
-        raise Geo4DError(
-            f"Cannot write to {target.parent}: {error.strerror}. Choose a writable folder."
-        ) from error
-    partial = Path(name)
+    if backup is not None:
+        backup = check_output_file(backup, is_ours, kind, inputs)
+    partial = _partial_beside(target)
     try:
         write(partial)
         partial.chmod(0o666 & ~_current_umask())
         check_output_file(target, is_ours, kind)
+        if backup is not None and target.exists():
+            _keep_copy(target, check_output_file(backup, is_ours, kind))
         os.replace(partial, target)
     except OSError as error:
         raise Geo4DError(f"Cannot write {target}: {error.strerror or error}. Nothing was changed.") from error
@@ -323,7 +325,66 @@ def write_file(
     return target
 
 
+def _partial_beside(target: Path) -> Path:
+    """A new empty hidden file in target's folder, to be renamed over target."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        os.close(handle)
+    except OSError as error:
+        raise Geo4DError(
+            f"Cannot write to {target.parent}: {error.strerror}. Choose a writable folder."
+        ) from error
+    return Path(name)
+
+
+def _keep_copy(source: Path, backup: Path) -> None:
+    """Copy `source` to `backup` whole or not at all (a hidden copy renamed into place)."""
+    partial = _partial_beside(backup)
+    try:
+        shutil.copy2(source, partial)
+        os.replace(partial, backup)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def json_format_is(format_name: str) -> Callable[[Path], bool]:
+    """An is_ours for check_output_file/write_file: the file is a JSON object whose "format" is
+    `format_name` (the marker a writer of a single report puts in it)."""
+
+    def is_ours(path: Path) -> bool:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return False
+        return isinstance(document, dict) and document.get("format") == format_name
+
+    return is_ours
+
+
+def write_json_report(target: str | Path, report: dict, kind: str, inputs: Iterable[str | Path] = ()) -> Path:
+    """write_file for a JSON report carrying its writer's marker report["format"]: an earlier file is
+    replaced only when it carries the same marker. Call check_json_report before the work."""
+    text = json.dumps(report, indent=2) + "\n"
+    return write_file(
+        target,
+        lambda partial: partial.write_text(text, encoding="utf-8"),
+        json_format_is(report["format"]),
+        kind,
+        inputs,
+    )
+
+
+def check_json_report(
+    target: str | Path, format_name: str, kind: str, inputs: Iterable[str | Path] = ()
+) -> Path:
+    """check_output_file for write_json_report's target, before any work; its folder must exist."""
+    target = check_output_file(target, json_format_is(format_name), kind, inputs)
+    if not target.parent.is_dir():
+        raise Geo4DError(f"The folder {target.parent} does not exist. Create it or choose another path.")
+    return target

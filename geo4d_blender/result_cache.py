@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .core.errors import Geo4DError
+from .core.output_folder import check_output_file, write_file
 from .core.result import read_description, read_static_points
 from .point_cloud_builder import check_frames
 
@@ -15,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 # Beside each result folder: the fingerprint of the job that wrote it.
 JOB_RECORD_SUFFIX = ".geo4d-job.json"
+JOB_RECORD_KIND = "Geo4D job record"
+FINGERPRINT_KEYS = {"video", "model", "model_files", "settings"}
 
 
 def job_record_path(folder: Path) -> Path:
@@ -37,12 +40,29 @@ def job_fingerprint(job: dict, model_files: list[Path]) -> dict:
     }
 
 
+def is_job_record(path: Path) -> bool:
+    """Whether `path` is a record record_job wrote: a JSON object with exactly a fingerprint's keys."""
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(recorded, dict) and recorded.keys() == FINGERPRINT_KEYS
+
+
+def check_job_record(folder: Path, inputs: list[str | Path]) -> None:
+    """Refuse, before the work, a result folder whose record path holds a file Geo4D did not write."""
+    check_output_file(job_record_path(folder), is_job_record, JOB_RECORD_KIND, inputs)
+
+
 def record_job(folder: Path, fingerprint: dict) -> None:
-    """Write the fingerprint beside a finished result (atomically: a temporary file renamed)."""
-    path = job_record_path(folder)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(fingerprint, indent=1))
-    os.replace(partial, path)
+    """Write the fingerprint beside a finished result, whole or not at all (core.output_folder.write_file)."""
+    text = json.dumps(fingerprint, indent=1)
+    write_file(
+        job_record_path(folder),
+        lambda partial: partial.write_text(text, encoding="utf-8"),
+        is_job_record,
+        JOB_RECORD_KIND,
+    )
 
 
 def cached_result_matches(folder: Path, fingerprint: dict) -> bool:

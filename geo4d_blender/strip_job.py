@@ -15,13 +15,14 @@ import bpy
 
 from .core.errors import Cancelled, Geo4DError, SettingError
 from .core.limits import check_choice, check_integer, check_number
+from .core.output_folder import check_result_folder
 from .core.result import read_description
 from .core.settings import ReconstructionSettings, default_of, spec_of
 from .core.worker.parent import WorkerProcess, WorkerStatus
 from .core.worker.protocol import CANCELLED, DETAILED_STAGES, DONE, STAGES, ReconstructJob, result_summary
 from .import_options import MAX_FRAME, ImportOptions
 from .preferences import check_model_files, setup_choice, strip_result_folder
-from .result_cache import cached_result_matches, job_fingerprint, record_job
+from .result_cache import cached_result_matches, check_job_record, job_fingerprint, record_job
 from .scene_builder import ImportedResult, import_result
 from .strips import StripFrames, read_strip, scene_fps
 
@@ -122,6 +123,8 @@ class StripJob:
         self.job = ReconstructJob(  # with a Ray Address the worker is the driver; the result is the same
             str(self.frames.video), str(self.folder), self.model, reconstruction, ray=choice.ray_address
         ).to_json()
+        check_result_folder(self.folder, self.frames.video, self.model)  # before the worker: refused at once
+        check_job_record(self.folder, [self.frames.video])
         self.fingerprint = job_fingerprint(self.job, files)
         self.cached = settings.reuse_result and cached_result_matches(self.folder, self.fingerprint)
         self.worker = WorkerProcess(self.job, settings.worker_python or choice.worker_python or None)

@@ -1,6 +1,8 @@
 """The extension zip: built and validated by build.py, installed into a temporary Blender user folder, used."""
 
+import hashlib
 import importlib.util
+import io
 import os
 import subprocess
 import sys
@@ -96,12 +98,73 @@ def load_build_script():
 
 def test_build_fails_clearly_on_an_invalid_manifest(tmp_path):
     build = load_build_script()
-    source = tmp_path / "source"
-    for name in ("geo4d_blender", "core", "operators", "ui"):
-        (source / name).mkdir(parents=True)
-        (source / name / "__init__.py").write_text("")
+    source = minimal_source(tmp_path / "source")
     manifest = (ROOT / "blender_manifest.toml").read_text()
     (source / "blender_manifest.toml").write_text(manifest.replace('id = "geo4d"', 'id = "geo 4d!"'))
     with pytest.raises(build.BuildError, match="validate failed"):
         build.build(tmp_path / "dist", source)
     assert not list((tmp_path / "dist").glob("*.zip"))
+
+
+def minimal_source(folder: Path) -> Path:
+    """The extension's folders with empty packages and the real manifest: builds in a second."""
+    for name in ("geo4d_blender", "core", "operators", "ui"):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "__init__.py").write_text("")
+    (folder / "blender_manifest.toml").write_text((ROOT / "blender_manifest.toml").read_text())
+    return folder
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "/"
+        for path in sorted(folder.rglob("*"))
+    }
+
+
+def test_build_replaces_only_a_zip_of_its_own(tmp_path):
+    build = load_build_script()
+    source = minimal_source(tmp_path / "source")
+    dist = tmp_path / "dist"
+    first = build.build(dist, source)
+    assert build.build(dist, source) == first and [path.name for path in dist.iterdir()] == [first.name]
+    for foreign in (b"a user's own archive", zip_bytes({"notes.txt": "mine"})):
+        first.write_bytes(foreign)
+        before = tree_hashes(tmp_path)
+        with pytest.raises(build.BuildError, match=r"exists and is not a Geo4D extension zip Geo4D wrote"):
+            build.build(dist, source)
+        assert tree_hashes(tmp_path) == before
+
+
+def zip_bytes(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("inside", ["core", "wheels"])
+def test_build_never_writes_into_its_sources_or_wheels(tmp_path, inside):
+    build = load_build_script()
+    source = minimal_source(tmp_path / "source")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "einops-0.8.0-py3-none-any.whl").write_bytes(zip_bytes({"einops/__init__.py": ""}))
+    before = tree_hashes(tmp_path)
+    output = source / "core" if inside == "core" else wheels
+    with pytest.raises(build.BuildError, match=r"lies inside the input folder"):
+        build.build(output, source, [wheels / "einops-0.8.0-py3-none-any.whl"])
+    assert tree_hashes(tmp_path) == before
+
+
+def test_build_refuses_a_file_as_its_output_folder(tmp_path):
+    build = load_build_script()
+    source = minimal_source(tmp_path / "source")
+    (tmp_path / "dist").write_text("a user's file called dist")
+    before = tree_hashes(tmp_path)
+    with pytest.raises(build.BuildError, match=r"dist is a file. Choose a folder for the zip"):
+        build.build(tmp_path / "dist", source)
+    assert tree_hashes(tmp_path) == before

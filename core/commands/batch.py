@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 from ..cli import options_named
+from ..errors import Geo4DError
 from .reconstruct import (
     OPTIONS,
     ProgressBar,
@@ -75,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
     check_actor_count(args.ray_actors)
     shots = list_shots(args.shots, args.output)
     settings = settings_from(args, BATCH_OPTIONS)
-    args.output.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(args.output) and not args.output.is_dir():
+        raise Geo4DError(f"-o {args.output} is a file, not a folder. Choose a folder for the results.")
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise Geo4DError(
+            f"Cannot make the folder {args.output}: {error.strerror}. Choose a writable folder."
+        ) from error
     started = time.perf_counter()
     bar = ProgressBar()
     try:

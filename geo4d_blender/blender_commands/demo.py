@@ -129,11 +129,11 @@ def build_blend(result: Path, blend: Path):
     the import made."""
     import bpy
 
+    from ..blend_files import save_as_partial
     from ..import_options import ImportOptions
     from ..scene_builder import import_result
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.preferences.filepaths.save_version = 0  # no .blend1 backup of the hidden partial file
     options = ImportOptions(point_size=POINT_SIZE, relative_to=str(blend.parent))
     imported = import_result(result, options)
     scene = bpy.context.scene
@@ -148,12 +148,7 @@ def build_blend(result: Path, blend: Path):
     scene.render.resolution_percentage = 100 * RENDER_SCALE
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGB"
-    write_file(
-        blend,
-        lambda partial: bpy.ops.wm.save_as_mainfile(filepath=str(partial), relative_remap=False),
-        None,
-        "Blender file",
-    )
+    write_file(blend, lambda partial: save_as_partial(partial, blend), None, "Blender file")
     return imported
 
 

@@ -140,6 +140,32 @@ def test_operator_names_the_bad_property_before_any_work(scene, clip, tmp_path, 
     )
 
 
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("users_file", "message"),
+    [
+        ("result/notes.txt", r"result is not an earlier Geo4D result folder, so it is not replaced"),
+        ("result.geo4d-job.json", r"result.geo4d-job.json exists and is not a Geo4D job record Geo4D wrote"),
+    ],
+    ids=["in-the-folder", "as-the-job-record"],
+)
+def test_a_strip_result_beside_a_users_file_is_refused_before_the_worker(
+    scene, clip, tmp_path, users_file, message
+):
+    add_movie_strip(scene, clip)
+    (tmp_path / users_file).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / users_file).write_text('{"notes": "a user\'s own"}')
+    before, names = file_bytes(tmp_path), collection_names()
+    started = time.perf_counter()
+    with pytest.raises(Geo4DError, match=message):
+        geo4d.reconstruct_strip(scene, "shot", model="tiny", result_folder=str(tmp_path / "result"))
+    assert time.perf_counter() - started < 1.0 and not RUNNING
+    assert file_bytes(tmp_path) == before and collection_names() == names
+
+
 def test_import_operator_and_command_name_the_bad_option(scene, room_result, tmp_path, capsys):
     folder, _ = room_result
     output = tmp_path / "scene.blend"

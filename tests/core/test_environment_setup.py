@@ -299,3 +299,27 @@ def test_the_worker_in_a_new_environment_sees_only_its_packages(built):
     site_packages = [entry for entry in sys.path if entry.endswith("site-packages")]
     assert not set(environment["PYTHONPATH"].split(os.pathsep)) & set(site_packages)
     assert worker_launch(sys.executable)[1]["PYTHONPATH"].split(os.pathsep)[-1] in sys.path
+
+
+@pytest.mark.parametrize("kind", ["folder", "file", "link"])
+def test_a_slot_holding_what_geo4d_did_not_make_is_refused_and_kept(tmp_path, kind):
+    root = tmp_path / "python"
+    root.mkdir()
+    slot = root / SLOTS[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("a user's notes")
+    if kind == "folder":
+        slot.mkdir()
+        (slot / "notes.txt").write_text("a user's notes")
+    elif kind == "file":
+        slot.write_text("a user's notes")
+    else:
+        slot.symlink_to(elsewhere, target_is_directory=True)
+    before = {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(
+        Geo4DError, match=rf"^{slot} is in the way of the set-up: it is not an environment Geo4D made"
+    ):
+        start_build(plan(root, "", FIRST, space_needed=0))
+    assert {str(path): path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    assert slot.is_symlink() == (kind == "link")

@@ -17,12 +17,14 @@ from geo4d.core import output_folder
 from geo4d.core.errors import Cancelled, Geo4DError
 from geo4d.core.output_folder import (
     RESULT_LAYOUT,
+    check_json_report,
     check_output_file,
     check_output_folder,
     check_result_folder,
     foreign_entries,
     write_file,
     write_folder,
+    write_json_report,
 )
 from geo4d.core.result import Reconstruction
 
@@ -249,6 +251,44 @@ def test_single_files_are_replaced_only_when_ours(tmp_path):
         write_file(tmp_path / "new.safetensors", fail, is_ours, "network file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.safetensors.partial", "weights.safetensors"]
     assert target.read_bytes() == b"someone else's"
+
+
+def test_a_replaced_file_is_kept_as_its_backup_and_a_failure_changes_neither(tmp_path):
+    def is_ours(path: Path) -> bool:
+        return path.read_bytes().startswith(b"ours")
+
+    target, backup = tmp_path / "scene.blend", tmp_path / "scene.blend1"
+    target.write_bytes(b"ours 1")
+    backup.write_bytes(b"ours 0")
+    write_file(target, lambda partial: partial.write_bytes(b"ours 2"), is_ours, "scene", backup=backup)
+    assert (target.read_bytes(), backup.read_bytes()) == (b"ours 2", b"ours 1")
+
+    def fail(partial: Path) -> None:
+        partial.write_bytes(b"ours, half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(Geo4DError, match="No space left on device. Nothing was changed"):
+        write_file(target, fail, is_ours, "scene", backup=backup)
+    assert contents(tmp_path) == {"scene.blend": b"ours 2", "scene.blend1": b"ours 1"}
+    backup.write_bytes(b"a user's own file")
+    with pytest.raises(Geo4DError, match="scene.blend1 exists and is not a scene Geo4D wrote"):
+        write_file(target, lambda partial: partial.write_bytes(b"ours 3"), is_ours, "scene", backup=backup)
+    assert contents(tmp_path) == {"scene.blend": b"ours 2", "scene.blend1": b"a user's own file"}
+
+
+def test_json_reports_are_replaced_only_when_they_carry_the_writers_format(tmp_path):
+    report = tmp_path / "report.json"
+    for run in (1, 2):
+        write_json_report(report, {"format": "geo4d-check", "run": run}, "check report")
+    assert json.loads(report.read_text()) == {"format": "geo4d-check", "run": 2}
+    check_json_report(report, "geo4d-check", "check report")
+    for foreign in ('{"run": 3}', '{"format": "another-tool"}', "[1, 2]", "not json"):
+        report.write_text(foreign)
+        with pytest.raises(Geo4DError, match=r"report.json exists and is not a check report Geo4D wrote"):
+            check_json_report(report, "geo4d-check", "check report")
+        with pytest.raises(Geo4DError, match=r"report.json exists and is not a check report Geo4D wrote"):
+            write_json_report(report, {"format": "geo4d-check"}, "check report")
+        assert contents(tmp_path) == {"report.json": foreign.encode()}
 
 
 DISK_FULL = """

@@ -199,3 +199,16 @@ def test_bad_ray_options_are_refused_before_ray_starts(capsys, clips, tmp_path, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and names in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_file_as_the_batch_output_is_one_line_and_kept(capsys, clips, tmp_path):
+    from geo4d.__main__ import COMMANDS
+    from geo4d.core.cli import main
+
+    output = tmp_path / "out"
+    output.write_text("a user's file called out")
+    assert main(COMMANDS, ["batch", str(clips[0].parent), "-o", str(output), "--ray", "local"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"geo4d: error: -o {output} is a file, not a folder. Choose a folder for the results."
+    ]
+    assert output.read_text() == "a user's file called out"
