@@ -53,7 +53,8 @@ def save_as_partial(partial: Path, output: Path) -> None:
     try:
         bpy.ops.wm.save_as_mainfile(filepath=str(partial), relative_remap=False)
     except RuntimeError as error:
-        raise Geo4DError(f"Blender could not save {output}: {error}. Nothing was changed.") from error
+        detail = " ".join(str(error).split())  # Blender's report spans lines: one line for the user
+        raise Geo4DError(f"Blender could not save {output}: {detail}. Nothing was changed.") from error
     if not is_complete_blend(partial):
         raise Geo4DError(
             f"Blender could not save {output} completely (is the disk full?). Nothing was changed."

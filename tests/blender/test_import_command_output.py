@@ -193,8 +193,12 @@ def test_a_disk_full_while_saving_keeps_the_earlier_blend_whole(empty_scene, tmp
         "--overwrite",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == (
-        f"geo4d: error: Blender could not save {blend} completely (is the disk full?). Nothing was changed."
-    )
+    assert done.returncode == 1, done.stderr
+    # Blender 4.2 and 4.5 report the failed write; 5.0 reports the cut-short save as done, and the check
+    # of the file's end catches it.
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"geo4d: error: Blender could not save {blend}") and last.endswith(
+        ". Nothing was changed."
+    ), done.stderr
+    assert done.stderr.count("geo4d: error") == 1
     assert hashes(tmp_path) == before
