@@ -1,11 +1,17 @@
 """Per-pixel motion scores of an aligned result: does each pixel's world point stay where other frames look?
 
 A pixel of frame t is static when its world point agrees with what frames t +- k see along their own rays.
-The point is projected into frame s with s's camera; s's depth map there is the surface s sees. If s sees
-clearly farther than the point (the ray passes through where the point was), the point is not there at
-time s: evidence of motion. If s sees nearer, something hides the point (occlusion): no evidence either
-way, so occlusion never flags motion. The score is the mean of the two strongest neighbours' evidence: one
-neighbour that clearly sees through the point, or two that partly do, make it moving. numpy only: results written by the engine and read by Blender carry these scores.
+The point is projected into frame s with s's camera; the nearest of the four pixel centres around the
+projection is the surface s sees there. If s sees clearly farther than the point (the ray passes through
+where the point was), the point is not there at time s: evidence of motion. If s sees nearer, something
+hides the point (occlusion): no evidence either way, so occlusion never flags motion. The score is the mean
+of the two strongest neighbours' evidence: one neighbour that clearly sees through the point, or two that
+partly do, make it moving.
+
+"Clearly" follows the result's own depth noise, measured between consecutive frames (the robust spread of
+the depth a frame predicts for its neighbour's points): exact depth is judged at 1 %, a noisy network's
+depth at a few times its noise, so noise alone does not flag motion. numpy only: results written by the
+engine and read by Blender carry these scores.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Bytes of a stored score: 0..255 for 0..1.
 SCORE_LEVELS = 255
+# Frames whose moving regions grow at once (memory follows the chunk, not the clip).
+GROWTH_CHUNK_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -29,21 +37,27 @@ class MotionConfig:
 
     offsets: frame distances k of the neighbours t - k and t + k (positive, increasing); far ones see
         slow motion, near ones keep working where the camera turns away quickly.
-    tolerance: relative depth gap (of the point's depth in the neighbour) still counted as agreement;
-        the evidence grows from 0 at `tolerance` to 1 at twice it.
+    tolerance: relative depth gap (of the point's depth in the neighbour) still counted as agreement; the
+        evidence grows from 0 at `tolerance` to 1 at twice it. None: measured from the result's depth noise
+        (`noise_multiple` times its robust spread, at least `min_tolerance`).
+    min_tolerance, noise_multiple: the measured tolerance's floor and multiple of the noise.
     threshold: score (0..1) from which a pixel counts as moving.
+    growth: how many pixels moving regions grow into pixels of the same surface (depth within the
+        tolerance of a moving neighbour): a face sliding within its own plane shows motion only near its
+        edges, and this closes the gaps; more pixels would leak through contacts (a box on the floor) into
+        the static set. 0 keeps each pixel's own evidence only.
     min_neighbours: neighbours that must see the point for it to get a score (else 0: unknown = static).
-    search_radius: the neighbour's nearest surface is taken over (2 r + 1)^2 pixels around the projection,
-        so that a static edge does not see past itself into the background.
     near_static_baseline: a camera whose positions span less than this share of the median depth
         cannot see parallax; the result then carries a warning.
     """
 
     offsets: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-    tolerance: float = 0.02
-    threshold: float = 0.5
+    tolerance: float | None = None
+    min_tolerance: float = 0.01
+    noise_multiple: float = 2.5
+    threshold: float = 0.25
+    growth: int = 4
     min_neighbours: int = 2
-    search_radius: int = 1
     near_static_baseline: float = 0.05
 
     def __post_init__(self) -> None:
@@ -55,16 +69,22 @@ class MotionConfig:
         ):
             raise ValueError(f"MotionConfig.offsets = {self.offsets!r}; give distinct whole numbers >= 1")
         object.__setattr__(self, "offsets", offsets)
-        if not 0 < self.tolerance < 1:
-            raise ValueError(f"MotionConfig.tolerance = {self.tolerance}; it must be in (0, 1)")
+        for name in ("tolerance", "min_tolerance"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise ValueError(f"MotionConfig.{name} = {value}; it must be in (0, 1)")
+        if not 1 <= self.noise_multiple <= 10:
+            raise ValueError(f"MotionConfig.noise_multiple = {self.noise_multiple}; it must be in [1, 10]")
         if not 0 < self.threshold <= 1:
             raise ValueError(f"MotionConfig.threshold = {self.threshold}; it must be in (0, 1]")
+        if not isinstance(self.growth, int) or not 0 <= self.growth <= 64:
+            raise ValueError(
+                f"MotionConfig.growth = {self.growth}; it must be a whole number of pixels in 0..64"
+            )
         if not isinstance(self.min_neighbours, int) or not 1 <= self.min_neighbours <= 2 * len(offsets):
             raise ValueError(
                 f"MotionConfig.min_neighbours = {self.min_neighbours}; it must be in 1..{2 * len(offsets)}"
             )
-        if not isinstance(self.search_radius, int) or not 0 <= self.search_radius <= 8:
-            raise ValueError(f"MotionConfig.search_radius = {self.search_radius}; it must be in 0..8")
         if not 0 <= self.near_static_baseline < 1:
             raise ValueError(
                 f"MotionConfig.near_static_baseline = {self.near_static_baseline}; it must be in [0, 1)"
@@ -100,21 +120,6 @@ def scores_from_stored(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float32) / SCORE_LEVELS
 
 
-def nearest_surface(depth: np.ndarray, radius: int) -> np.ndarray:
-    """[..., H, W] the smallest positive depth within `radius` pixels of each pixel; inf where there is none."""
-    seen = np.where(depth > 0, depth, np.inf)
-    if radius == 0:
-        return seen
-    height, width = depth.shape[-2:]
-    pad = [(0, 0)] * (depth.ndim - 2) + [(radius, radius), (radius, radius)]
-    padded = np.pad(seen, pad, constant_values=np.inf)
-    nearest = np.full_like(seen, np.inf)
-    for row in range(2 * radius + 1):
-        for column in range(2 * radius + 1):
-            np.minimum(nearest, padded[..., row : row + height, column : column + width], out=nearest)
-    return nearest
-
-
 def camera_baseline(camera_to_world: np.ndarray, depth: np.ndarray) -> float:
     """The span of the camera positions (bounding-box diagonal) over the median positive depth."""
     positive = depth[np.isfinite(depth) & (depth > 0)]
@@ -137,18 +142,14 @@ def motion_scores(
     Loops over frames and neighbour offsets; every step is vectorised over the frame's pixels.
     """
     config = config or MotionConfig()
-    frames, height, width = depth.shape
+    frames = len(depth)
     depth = np.where(valid, np.nan_to_num(depth), 0.0)
-    nearest = nearest_surface(depth, config.search_radius)
+    seen = np.where(depth > 0, depth, np.inf)
     world_to_camera = invert_rigid(camera_to_world)
-    k = intrinsics
+    tolerance = agreement_tolerance(camera_to_world, intrinsics, depth, config)
     score = np.zeros(depth.shape, dtype=np.float32)
     for frame in range(frames):
-        rows, cols = np.nonzero(valid[frame])
-        if not len(rows):
-            continue
-        local = unproject_depth(depth[frame], k.fx, k.fy, k.cx, k.cy)[rows, cols]
-        world = local @ camera_to_world[frame, :3, :3].T + camera_to_world[frame, :3, 3]
+        rows, cols, world = frame_world_points(camera_to_world[frame], intrinsics, depth[frame])
         strongest, runner_up = np.zeros(len(rows)), np.zeros(len(rows))
         seen_by = np.zeros(len(rows), dtype=np.int64)
         for offset in config.offsets:
@@ -156,13 +157,16 @@ def motion_scores(
                 if not 0 <= other < frames:
                     continue
                 point_evidence, informative = _neighbour_evidence(
-                    world, world_to_camera[other], nearest[other], k, config.tolerance
+                    world, world_to_camera[other], seen[other], intrinsics, tolerance
                 )
                 runner_up = np.maximum(runner_up, np.minimum(strongest, point_evidence))
                 strongest = np.maximum(strongest, point_evidence)
                 seen_by += informative
         enough = seen_by >= config.min_neighbours
         score[frame, rows[enough], cols[enough]] = (strongest[enough] + runner_up[enough]) / 2
+    if config.growth:
+        joined = grow_moving_regions(score >= config.threshold, depth, tolerance, config.growth)
+        score[joined] = np.maximum(score[joined], config.threshold)
     baseline = camera_baseline(camera_to_world, depth)
     warnings = []
     if baseline < config.near_static_baseline:
@@ -174,20 +178,129 @@ def motion_scores(
     return MotionMasks(score, config.threshold, baseline, warnings)
 
 
-def _neighbour_evidence(
-    world: np.ndarray, world_to_camera: np.ndarray, nearest: np.ndarray, k, tolerance: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Motion evidence [N] in [0, 1] of world points [N, 3] seen from one neighbour, and which points [N]
-    that neighbour could judge (in view, a surface near the projection, not hidden behind it)."""
-    height, width = nearest.shape
-    camera = world @ world_to_camera[:3, :3].T + world_to_camera[:3, 3]
+def grow_moving_regions(moving: np.ndarray, depth: np.ndarray, tolerance: float, steps: int) -> np.ndarray:
+    """[T, H, W] bool: the pixels that moving regions reach in up to `steps` steps between 4-neighbours whose
+    depths differ by at most `tolerance` (relative); a region grows only from pixels with at least two moving
+    4-neighbours, so that a lone pixel flagged by noise stays alone."""
+    reached = np.zeros_like(moving)
+    for first in range(0, len(depth), GROWTH_CHUNK_FRAMES):
+        chunk = slice(first, first + GROWTH_CHUNK_FRAMES)
+        reached[chunk] = _grow(moving[chunk], depth[chunk], tolerance, steps)
+    return reached
+
+
+def _grow(moving: np.ndarray, depth: np.ndarray, tolerance: float, steps: int) -> np.ndarray:
+    left, right, up, down = np.s_[:, :, :-1], np.s_[:, :, 1:], np.s_[:, :-1, :], np.s_[:, 1:, :]
+    with np.errstate(invalid="ignore"):
+        across = np.abs(depth[right] - depth[left]) <= tolerance * np.minimum(depth[right], depth[left])
+        along = np.abs(depth[down] - depth[up]) <= tolerance * np.minimum(depth[down], depth[up])
+    across &= (depth[right] > 0) & (depth[left] > 0)
+    along &= (depth[down] > 0) & (depth[up] > 0)
+    neighbours = np.zeros(moving.shape, dtype=np.int8)
+    neighbours[right] += moving[left]
+    neighbours[left] += moving[right]
+    neighbours[down] += moving[up]
+    neighbours[up] += moving[down]
+    region = moving & (neighbours >= 2)
+    for _ in range(steps):
+        grown = region.copy()
+        grown[right] |= region[left] & across
+        grown[left] |= region[right] & across
+        grown[down] |= region[up] & along
+        grown[up] |= region[down] & along
+        if np.array_equal(grown, region):
+            break
+        region = grown
+    return region
+
+
+def agreement_tolerance(
+    camera_to_world, intrinsics, depth: np.ndarray, config: MotionConfig | None = None
+) -> float:
+    """The relative depth gap up to which two frames agree on a point: the config's, or measured from the
+    result's own depth noise (depth [T, H, W], 0 where a pixel carries no point)."""
+    config = config or MotionConfig()
+    if config.tolerance is not None:
+        return config.tolerance
+    noise = depth_noise(camera_to_world, intrinsics, depth)
+    tolerance = min(max(config.noise_multiple * noise, config.min_tolerance), 0.5)
+    logger.info(
+        "Depth noise between neighbouring frames %.2f %%: tolerance %.2f %%.", 100 * noise, 100 * tolerance
+    )
+    return tolerance
+
+
+def depth_noise(camera_to_world, intrinsics, depth, samples: int = 16) -> float:
+    """The robust spread (1.4826 median absolute value) of the relative depth gap between up to `samples`
+    frames' points and what the next frame sees there, where that frame's surface is smooth: the result's
+    own depth noise, which the motion tolerance follows. Moving points are a minority and do not move it."""
+    frames = len(depth)
+    if frames < 2:
+        return 0.0
+    world_to_camera = invert_rigid(camera_to_world)
+    seen = np.where(depth > 0, depth, np.inf)
+    gaps = []
+    for frame in np.unique(np.linspace(0, frames - 2, min(samples, frames - 1)).round().astype(int)):
+        _, _, world = frame_world_points(camera_to_world[frame], intrinsics, depth[frame])
+        z, corners, weights, inside = surrounding_depths(
+            world, world_to_camera[frame + 1], seen[frame + 1], intrinsics
+        )
+        smooth = inside & np.isfinite(corners).all(axis=0)
+        smooth[smooth] = corners[:, smooth].max(axis=0) <= 1.05 * corners[:, smooth].min(axis=0)
+        observed = (weights[:, smooth] * corners[:, smooth]).sum(axis=0)
+        gaps.append((observed - z[smooth]) / z[smooth])
+    gaps = np.concatenate(gaps)
+    return float(1.4826 * np.median(np.abs(gaps))) if len(gaps) else 0.0
+
+
+def frame_world_points(camera_to_world: np.ndarray, k, depth: np.ndarray):
+    """(rows [N], cols [N], world points [N, 3] float32) of one frame's pixels that carry a point."""
+    rows, cols = np.nonzero(depth > 0)
+    local = unproject_depth(depth, k.fx, k.fy, k.cx, k.cy)[rows, cols]
+    world = local @ camera_to_world[:3, :3].T + camera_to_world[:3, 3]
+    return rows, cols, world.astype(np.float32)
+
+
+def surrounding_depths(world: np.ndarray, world_to_camera: np.ndarray, seen: np.ndarray, k):
+    """World points [N, 3] seen from one camera: their depth z [N] there, the depths [4, N] of the four pixel
+    centres around each projection (inf where nothing was seen), their bilinear weights [4, N], and which
+    points [N] project in front of the camera between the image's outer pixel centres."""
+    height, width = seen.shape
+    camera = world @ world_to_camera[:3, :3].T.astype(world.dtype) + world_to_camera[:3, 3].astype(
+        world.dtype
+    )
     z = camera[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
-        column = np.floor(k.fx * camera[:, 0] / z + k.cx)
-        row = np.floor(k.fy * camera[:, 1] / z + k.cy)
-    inside = (z > 0) & (column >= 0) & (column < width) & (row >= 0) & (row < height)
-    observed = np.full(len(z), np.inf)
-    observed[inside] = nearest[row[inside].astype(np.int64), column[inside].astype(np.int64)]
+        x = k.fx * camera[:, 0] / z + (k.cx - 0.5)
+        y = k.fy * camera[:, 1] / z + (k.cy - 0.5)
+    # x, y: positions among the pixel centres. Only projections between centres have four surrounding
+    # depths; beyond the outer centres the surface would be extrapolated (on steep ground, half a pixel is
+    # a few percent of depth).
+    inside = (z > 0) & (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    x, y = np.where(inside, x, 0), np.where(inside, y, 0)
+    left = np.minimum(x.astype(np.int64), max(width - 2, 0))
+    top = np.minimum(y.astype(np.int64), max(height - 2, 0))
+    across, down = x - left, y - top
+    step_right, step_down = min(1, width - 1), width * min(1, height - 1)
+    flat = seen.ravel()
+    first = top * width + left
+    corners = np.stack(
+        [flat[first], flat[first + step_right], flat[first + step_down], flat[first + step_down + step_right]]
+    )
+    weights = np.stack([(1 - across) * (1 - down), across * (1 - down), (1 - across) * down, across * down])
+    return z, corners, weights, inside
+
+
+def _neighbour_evidence(
+    world: np.ndarray, world_to_camera: np.ndarray, seen: np.ndarray, k, tolerance: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Motion evidence [N] in [0, 1] of world points [N, 3] seen from one neighbour, and which points [N]
+    that neighbour could judge (in view, a surface around the projection, not hidden behind it).
+
+    The neighbour's surface is the nearest of the four pixel centres around the projection, so that a
+    static edge does not see past itself into the background."""
+    z, corners, _, inside = surrounding_depths(world, world_to_camera, seen, k)
+    observed = np.where(inside, corners.min(axis=0), np.inf)
     with np.errstate(invalid="ignore"):
         gap = (observed - z) / z
     informative = inside & np.isfinite(observed) & (gap >= -tolerance)

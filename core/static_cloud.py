@@ -1,5 +1,9 @@
 """The fused static cloud: the static points of every frame merged into one cloud on a depth-following grid.
 
+First each static pixel's depth becomes the mean of its own and what nearby frames (t +- 1, 2, 4, 8) see of
+the same surface there (where they agree within the result's measured tolerance, on smooth surfaces), which
+averages the network's depth noise away before the points are merged.
+
 Each static pixel's world point falls into a cube whose side is `cell_pixels` pixel footprints at its
 distance from its camera (distance / focal), rounded to a power of two so that cubes of one size tile
 space: near surfaces keep fine detail, far ones are not split into single-pixel specks. Points of one
@@ -11,17 +15,21 @@ Frames are merged in chunks and the chunks' sums merged again, so memory follows
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .camera import invert_rigid
+from .motion_masks import agreement_tolerance, frame_world_points, surrounding_depths
 from .ply import write_points
 
 logger = logging.getLogger(__name__)
 
 # Frames whose points are merged at once before the chunks' cells are merged with each other.
 CHUNK_FRAMES = 16
+# Frame distances of the neighbours whose view of a static surface is averaged into its depth.
+AVERAGING_OFFSETS = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,7 @@ class FusionConfig:
     see a cube for it to stay (clips shorter than this keep cubes seen by every frame)."""
 
     cell_pixels: float = 1.0
-    min_frames: int = 3
+    min_frames: int = 4
 
     def __post_init__(self) -> None:
         if not 0 < self.cell_pixels <= 64:
@@ -72,6 +80,7 @@ def fuse_static_points(result, static: np.ndarray, config: FusionConfig | None =
     """The fused cloud of the pixels `static` [T, H, W] bool of a core.result.Reconstruction (those that carry
     a point; confidence-weighted, confidence 0 counts as a tiny weight)."""
     config = config or FusionConfig()
+    result = replace(result, depth=averaged_static_depth(result, static), motion=None)
     chunks = []
     for first in range(0, result.num_frames, CHUNK_FRAMES):
         parts = [
@@ -98,6 +107,42 @@ def fuse_static_points(result, static: np.ndarray, config: FusionConfig | None =
         confidence=(cells.confidence[keep] / weight[:, 0]).astype(np.float32),
         frames=cells.frames[keep].astype(np.int32),
     )
+
+
+def averaged_static_depth(result, static: np.ndarray) -> np.ndarray:
+    """[T, H, W] depth where each `static` pixel's depth is averaged with the depth, in its own camera, of the
+    surface that frames t +- AVERAGING_OFFSETS see at its projection, where they agree within the result's
+    tolerance and the surface there is smooth; other pixels keep their depth."""
+    valid = result.valid_mask()
+    depth = np.where(valid, result.depth, 0.0)
+    seen = np.where(valid, result.depth, np.inf)
+    tolerance = agreement_tolerance(result.camera_to_world, result.intrinsics, depth)
+    world_to_camera = invert_rigid(result.camera_to_world)
+    averaged = depth.astype(np.float32)
+    for frame in range(result.num_frames):
+        rows, cols, world = frame_world_points(
+            result.camera_to_world[frame], result.intrinsics, np.where(static[frame], depth[frame], 0.0)
+        )
+        total, count = depth[frame, rows, cols].astype(np.float64), np.ones(len(rows))
+        for offset in AVERAGING_OFFSETS:
+            for other in (frame - offset, frame + offset):
+                if not 0 <= other < result.num_frames:
+                    continue
+                z, corners, weights, inside = surrounding_depths(
+                    world, world_to_camera[other], seen[other], result.intrinsics
+                )
+                nearest, farthest = corners.min(axis=0), corners.max(axis=0)
+                smooth = inside & np.isfinite(farthest) & (farthest <= (1 + tolerance) * nearest)
+                with np.errstate(invalid="ignore"):
+                    gap = (weights * corners).sum(axis=0) / z - 1
+                agree = smooth & (np.abs(gap) <= tolerance)
+                # The neighbour's surface point lies on its ray through the point, at its observed depth.
+                centre = result.camera_to_world[other, :3, 3]
+                surface = centre + (world[agree] - centre) * (1 + gap[agree, None])
+                total[agree] += surface @ world_to_camera[frame, 2, :3] + world_to_camera[frame, 2, 3]
+                count[agree] += 1
+        averaged[frame, rows, cols] = total / count
+    return np.where(valid, averaged, result.depth)
 
 
 def _frame_samples(result, index: int, static: np.ndarray, cell_pixels: float) -> _Cells:

@@ -17,6 +17,7 @@ OPTIONS = {
     "seed": "--seed",
     "fps": "--fps",
     "motion": "--motion",
+    "movers": "--movers",
 }
 
 
@@ -41,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="orbit",
         help="camera motion: a smooth orbit (default) or a fast handheld walk with pans and shake",
     )
+    parser.add_argument(
+        "--movers",
+        type=int,
+        default=0,
+        help="extra large moving spheres, for scenes where much of the image moves (default 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +58,13 @@ def run(args: argparse.Namespace) -> int:
     width, height = args.size
     with options_named(OPTIONS):
         config = SceneConfig(
-            frames=args.frames, width=width, height=height, seed=args.seed, fps=args.fps, motion=args.motion
+            frames=args.frames,
+            width=width,
+            height=height,
+            seed=args.seed,
+            fps=args.fps,
+            motion=args.motion,
+            movers=args.movers,
         )
 
     def show(event: ProgressEvent) -> None:
@@ -70,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             "Use fewer --frames or a smaller --size."
         ) from error
     print(
-        f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed}, {config.motion} camera "
-        "(video.mp4 + ground truth)"
+        f"{folder}: {config.frames} frames of {width}x{height}, seed {config.seed}, {config.motion} camera, "
+        f"{config.movers} extra movers (video.mp4 + ground truth)"
     )
     return 0

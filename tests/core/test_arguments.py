@@ -62,6 +62,8 @@ SYNTH_CASES = [
     (["--fps", "inf"], "--fps = inf", 1),
     (["--fps", "0"], "--fps = 0.0", 1),
     (["--seed", "-3"], "--seed = -3", 1),
+    (["--movers", "13"], "--movers = 13", 1),
+    (["--movers", "-1"], "--movers = -1", 1),
 ]
 EVAL_CASES = [
     (["--stride", "16"], "--stride = 16", 1),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from geo4d.core.result import Intrinsics, Reconstruction
-from geo4d.core.static_cloud import FusionConfig, fuse_static_points
+from geo4d.core.static_cloud import FusionConfig, averaged_static_depth, fuse_static_points
 
 FRAMES, HEIGHT, WIDTH = 4, 16, 20
 
@@ -63,6 +63,22 @@ def test_only_static_pixels_enter_and_colour_is_confidence_weighted():
     assert len(cloud) and (cloud.rgb == 150).all()
     np.testing.assert_allclose(cloud.confidence, 2.5)  # (1 * 1 + 3 * 3) / 4
     assert not len(fuse_static_points(result, np.zeros(result.depth.shape, bool)))
+
+
+def test_static_depth_noise_is_averaged_over_neighbouring_frames_and_edges_are_kept():
+    result = wall_result()
+    noise = 0.004 * np.random.default_rng(0).standard_normal(result.depth.shape)
+    result.depth *= (1 + noise).astype(np.float32)
+    result.depth[:, :, WIDTH // 2 :] *= 2.0  # a step to a farther wall: never averaged across
+    static = np.ones(result.depth.shape, bool)
+    static[0, 0, 0] = False
+    averaged = averaged_static_depth(result, static)
+    base = np.where(np.arange(WIDTH) < WIDTH // 2, 4.0, 8.0)
+    before = np.abs(result.depth / base - 1)
+    after = np.abs(averaged / base - 1)
+    assert after[static].std() < 0.65 * before[static].std()  # every frame sees the same walls
+    assert averaged[0, 0, 0] == result.depth[0, 0, 0]  # a moving pixel keeps its depth
+    assert np.abs(averaged[:, :, WIDTH // 2 :] / 8.0 - 1).max() < 0.02
 
 
 @pytest.mark.parametrize("fields", [{"cell_pixels": 0.0}, {"min_frames": 0}])
