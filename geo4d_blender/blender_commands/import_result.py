@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from ..blend_files import is_blend_file, save_as_partial
@@ -18,7 +19,12 @@ HELP = "Import a reconstruction folder into a new .blend: a keyed camera and an 
 logger = logging.getLogger(__name__)
 
 # ImportOptions fields -> the options that set them.
-OPTIONS = {"frame_start": "--frame-start", "storage": "--storage", "point_size": "--point-size"}
+OPTIONS = {
+    "frame_start": "--frame-start",
+    "storage": "--storage",
+    "point_size": "--point-size",
+    "points": "--points",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "packed: every point stored in the .blend",
     )
     parser.add_argument("--point-size", type=float, default=1.0, help="point diameter in footage pixels")
+    parser.add_argument(
+        "--points",
+        choices=("full", "split"),
+        default="full",
+        help="full: one animated cloud of the frame files; split: the static cloud as a 'Set' object beside "
+        "an animated 'Moving' object (results reconstructed with --points split)",
+    )
 
 
 def backup_path(output: Path) -> Path:
@@ -103,13 +116,17 @@ def run(args: argparse.Namespace) -> int:
             storage=args.storage.upper(),
             point_size=args.point_size,
             relative_to=str(output.parent),
+            points=args.points.upper(),
         )
     bpy.ops.wm.read_factory_settings(use_empty=True)
     imported = import_result(args.result, options)
     save_blend(output)
     scene = bpy.context.scene
+    static = "" if imported.static is None else f", set '{imported.static.name}'"
     print(
         f"Wrote {output}: frames {scene.frame_start}-{scene.frame_end}, camera '{imported.camera.name}', "
-        f"points '{imported.points.name}' ({args.storage})."
+        f"points '{imported.points.name}' ({args.storage}){static}."
     )
+    for warning in imported.warnings:
+        print(f"geo4d: warning: {warning}", file=sys.stderr)
     return 0

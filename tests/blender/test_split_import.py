@@ -8,6 +8,8 @@ import pytest
 from inspect_scene import data_counts, evaluated_points
 from synthetic_results import write_result
 
+from geo4d.blender_commands import import_result as import_command
+from geo4d.core.cli import main
 from geo4d.core.errors import Geo4DError
 from geo4d.core.result import read_frame_points, read_static_points
 from geo4d.import_options import ImportOptions
@@ -92,3 +94,20 @@ def test_the_import_operator_chooses_split(scene, split_result):
     done = bpy.ops.geo4d.import_result(filepath=str(folder / "reconstruction.json"), points="SPLIT")
     assert done == {"FINISHED"}
     assert {"Geo4D crowd Set", "Geo4D crowd Moving"} <= set(bpy.data.objects.keys())
+
+
+def test_the_import_command_chooses_split_and_prints_the_warnings(
+    empty_scene, split_result, tmp_path, capsys
+):
+    folder, _ = split_result
+    split_blend, full_blend = tmp_path / "split.blend", tmp_path / "full.blend"
+    assert main([import_command], ["import", str(folder), "-o", str(split_blend), "--points", "split"]) == 0
+    captured = capsys.readouterr()
+    assert "set 'Geo4D crowd Set'" in captured.out and "Points: Split" not in captured.err
+    assert main([import_command], ["import", str(folder), "-o", str(full_blend)]) == 0
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert all(line.startswith("geo4d: warning: ") for line in warnings)
+    assert any("Points: Split" in line for line in warnings)  # a split result imported whole
+    bpy.ops.wm.open_mainfile(filepath=str(split_blend))
+    assert {"Geo4D crowd Set", "Geo4D crowd Moving"} <= set(bpy.data.objects.keys())
+    bpy.ops.wm.read_factory_settings(use_empty=True)
