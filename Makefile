@@ -10,8 +10,12 @@ BPY_45 := 4.5.15
 LTS_VENVS := .venv-bpy42 .venv-bpy45
 # The tests that import bpy; the rest (the engine) runs once, in $(VENV).
 BLENDER_TESTS := tests/blender tests/test_build.py
+# pytest-xdist processes for the bpy 5.0 run (CI has two cores; `make test TEST_WORKERS=8` on a bigger
+# machine). Each test file runs whole in one process, so a module's fixtures (a rendered clip, a Ray
+# cluster, the fuzz suite's batches) are still computed once.
+TEST_WORKERS ?= 2
 
-.PHONY: test lint format demo bench extension clean
+.PHONY: test test-lts lint format demo bench extension clean
 
 $(VENV)/.installed: requirements.txt core/worker_requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +32,16 @@ $(VENV)/.installed: requirements.txt core/worker_requirements.txt pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed $(LTS_VENVS:=/.installed) lint
-	$(PY) -m pytest -q
-	for venv in $(LTS_VENVS); do $$venv/bin/python -m pytest -q $(BLENDER_TESTS) || exit 1; done
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(MAKE) --no-print-directory test-lts
+
+# The two LTS runs side by side, one process each (their Blender tests wait on subprocesses much of the
+# time); --output-sync prints each run's output whole when it ends.
+test-lts: $(LTS_VENVS:=/.installed)
+	$(MAKE) --no-print-directory -j $(words $(LTS_VENVS)) --output-sync=target $(LTS_VENVS:.venv-bpy%=test-bpy%)
+
+test-bpy%: .venv-bpy%/.installed
+	.venv-bpy$*/bin/python -m pytest -q $(BLENDER_TESTS)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -16,10 +16,19 @@ FINAL_LR_FRACTION = 0.1
 GRADIENT_CLIP = 1.0
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds up the VAE's convolutions on `device`: on a GPU, and on a CPU with
+    AVX-512 (about twice as fast as float32). Elsewhere torch emulates bf16: the three VAE training tests
+    took 566 s in bf16 against 45 s in float32 on a 2-core AVX2 CPU."""
+    return device.type == "cuda" or (
+        device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512"
+    )
+
+
 def mixed_precision(device: torch.device) -> torch.autocast:
-    """bf16 autocast for the VAE's convolutions (twice as fast on a CPU with AVX-512 bf16 or on a GPU);
+    """bf16 autocast for the VAE's convolutions where bf16_is_fast, float32 (autocast off) elsewhere;
     weights, optimiser state and losses stay float32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16_is_fast(device))
 
 
 def make_optimizer(

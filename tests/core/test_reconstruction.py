@@ -384,20 +384,25 @@ def phone_video(path: Path, frames: int = 16) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def phone_clip(tmp_path_factory) -> Path:
+    """One phone-like clip for the module's command-line runs, which only read it (encoding it takes seconds)."""
+    return phone_video(tmp_path_factory.mktemp("phone") / "phone.mp4")
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "geo4d", *args], capture_output=True, text=True, timeout=600)
 
 
 def test_phone_video_through_the_command_line_with_a_published_format_checkpoint(
-    tmp_path, write_published_checkpoints
+    tmp_path, write_published_checkpoints, phone_clip
 ):
     torch.manual_seed(4)
     modules = {part: build_part(part, TINY) for part in (*INFERENCE_PARTS, "text", "visual", "resampler")}
     model_path, _ = write_published_checkpoints(tmp_path, modules, TINY)
-    video = phone_video(tmp_path / "phone.mp4")
     output = tmp_path / "phone-result"
     done = run_cli(
-        "reconstruct", str(video), "-o", str(output), "--checkpoint", str(model_path), "--steps", "1"
+        "reconstruct", str(phone_clip), "-o", str(output), "--checkpoint", str(model_path), "--steps", "1"
     )
     assert done.returncode == 0, done.stderr[-3000:]
     description = read_description(output)
@@ -426,10 +431,9 @@ def test_command_line_bad_input_exits_with_a_message(tmp_path):
 
 
 @pytest.mark.skipif(not TINY_WEIGHTS.is_file(), reason="the trained tiny weights are not installed")
-def test_phone_video_with_the_shipped_tiny_model(tmp_path):
-    video = phone_video(tmp_path / "phone.mp4")
+def test_phone_video_with_the_shipped_tiny_model(tmp_path, phone_clip):
     done = run_cli(
-        "reconstruct", str(video), "-o", str(tmp_path / "result"), "--model", "tiny", "--device", "cpu"
+        "reconstruct", str(phone_clip), "-o", str(tmp_path / "result"), "--model", "tiny", "--device", "cpu"
     )
     assert done.returncode == 0, done.stderr[-3000:]
     description = read_description(tmp_path / "result")

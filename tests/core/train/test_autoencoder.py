@@ -45,7 +45,7 @@ def test_a_few_vae_steps_reduce_the_reconstruction_loss(scenes: SceneSet, tmp_pa
     assert not any(p.requires_grad for p in vae.parameters())
 
 
-@pytest.mark.slow  # bf16 autocast on a CPU without AVX-512 runs over 25 min
+@pytest.mark.slow  # the toy VAE over every scene: about 50 s on two cores
 def test_reconstruction_error_reports_every_modality_and_the_rgb_frames(scenes: SceneSet) -> None:
     torch.manual_seed(0)
     config = TrainConfig.toy()

@@ -18,7 +18,7 @@ from geo4d.core.train.config import TrainConfig
 from geo4d.core.train.recipe import LOG_NAME, SUMMARY_NAME, WEIGHTS_NAME
 
 
-@pytest.mark.slow  # bf16 autocast on a CPU without AVX-512 runs over 25 min
+@pytest.mark.slow  # the whole toy recipe: about 100 s on two cores
 def test_train_command_writes_a_working_tiny_model(tmp_path, capsys) -> None:
     output = tmp_path / "run"
     assert main(COMMANDS, ["train", "-o", str(output), "--preset", "toy", "--threads", "1"]) == 0
