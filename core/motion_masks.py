@@ -22,11 +22,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .camera import invert_rigid, unproject_depth
+from .errors import SettingError
+from .limits import check_integer, check_number
 
 logger = logging.getLogger(__name__)
 
 # Bytes of a stored score: 0..255 for 0..1.
 SCORE_LEVELS = 255
+# The largest relative depth gap that may still count as agreement.
+MAX_TOLERANCE = 0.5
+TOLERANCE_RANGE = f"a number in (0, {MAX_TOLERANCE}]"
 # Frames whose moving regions grow at once (memory follows the chunk, not the clip).
 GROWTH_CHUNK_FRAMES = 16
 
@@ -61,34 +66,25 @@ class MotionConfig:
     near_static_baseline: float = 0.05
 
     def __post_init__(self) -> None:
+        owner = type(self).__name__
         offsets = tuple(self.offsets)
         if (
             not offsets
-            or any(not isinstance(k, int) or k < 1 for k in offsets)
+            or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in offsets)
             or len(set(offsets)) != len(offsets)
         ):
-            raise ValueError(f"MotionConfig.offsets = {self.offsets!r}; give distinct whole numbers >= 1")
+            raise SettingError(owner, "offsets", self.offsets, "distinct whole numbers >= 1")
         object.__setattr__(self, "offsets", offsets)
-        for name in ("tolerance", "min_tolerance"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < 1:
-                raise ValueError(f"MotionConfig.{name} = {value}; it must be in (0, 1)")
-        if not 1 <= self.noise_multiple <= 10:
-            raise ValueError(f"MotionConfig.noise_multiple = {self.noise_multiple}; it must be in [1, 10]")
-        if not 0 < self.threshold <= 1:
-            raise ValueError(f"MotionConfig.threshold = {self.threshold}; it must be in (0, 1]")
-        if not isinstance(self.growth, int) or not 0 <= self.growth <= 64:
-            raise ValueError(
-                f"MotionConfig.growth = {self.growth}; it must be a whole number of pixels in 0..64"
-            )
-        if not isinstance(self.min_neighbours, int) or not 1 <= self.min_neighbours <= 2 * len(offsets):
-            raise ValueError(
-                f"MotionConfig.min_neighbours = {self.min_neighbours}; it must be in 1..{2 * len(offsets)}"
-            )
-        if not 0 <= self.near_static_baseline < 1:
-            raise ValueError(
-                f"MotionConfig.near_static_baseline = {self.near_static_baseline}; it must be in [0, 1)"
-            )
+        if self.tolerance is not None:
+            check_number(owner, "tolerance", self.tolerance, 0.0, MAX_TOLERANCE, TOLERANCE_RANGE, False)
+        check_number(owner, "min_tolerance", self.min_tolerance, 0.0, MAX_TOLERANCE, TOLERANCE_RANGE, False)
+        check_number(owner, "noise_multiple", self.noise_multiple, 1.0, 10.0, "a number in [1, 10]")
+        check_number(owner, "threshold", self.threshold, 0.0, 1.0, "a number in (0, 1]", False)
+        check_integer(owner, "growth", self.growth, 0, 64, " pixels")
+        check_integer(owner, "min_neighbours", self.min_neighbours, 1, 2 * len(offsets))
+        check_number(
+            owner, "near_static_baseline", self.near_static_baseline, 0.0, 0.99, "a number in [0, 0.99]"
+        )
 
 
 @dataclass
@@ -223,7 +219,7 @@ def agreement_tolerance(
     if config.tolerance is not None:
         return config.tolerance
     noise = depth_noise(camera_to_world, intrinsics, depth)
-    tolerance = min(max(config.noise_multiple * noise, config.min_tolerance), 0.5)
+    tolerance = min(max(config.noise_multiple * noise, config.min_tolerance), MAX_TOLERANCE)
     logger.info(
         "Depth noise between neighbouring frames %.2f %%: tolerance %.2f %%.", 100 * noise, 100 * tolerance
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .camera import invert_rigid
+from .limits import check_integer, check_number
 from .motion_masks import agreement_tolerance, frame_world_points, surrounding_depths
 from .ply import write_points
 
@@ -41,12 +42,9 @@ class FusionConfig:
     min_frames: int = 4
 
     def __post_init__(self) -> None:
-        if not 0 < self.cell_pixels <= 64:
-            raise ValueError(f"FusionConfig.cell_pixels = {self.cell_pixels}; it must be in (0, 64]")
-        if not isinstance(self.min_frames, int) or not 1 <= self.min_frames <= 1000:
-            raise ValueError(
-                f"FusionConfig.min_frames = {self.min_frames}; it must be a whole number in 1..1000"
-            )
+        owner = type(self).__name__
+        check_number(owner, "cell_pixels", self.cell_pixels, 0.0, 64.0, "a number in (0, 64]", False)
+        check_integer(owner, "min_frames", self.min_frames, 1, 1000)
 
 
 @dataclass
