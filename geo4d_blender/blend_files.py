@@ -49,12 +49,15 @@ def save_as_partial(partial: Path, output: Path) -> None:
     rename over it), refused unless it is whole; errors name `output`, the file the user asked for."""
     import bpy
 
-    bpy.context.preferences.filepaths.save_version = 0  # no NAME.blend1 of the hidden file
+    filepaths = bpy.context.preferences.filepaths
+    versions, filepaths.save_version = filepaths.save_version, 0  # no NAME.blend1 of the hidden file
     try:
         bpy.ops.wm.save_as_mainfile(filepath=str(partial), relative_remap=False)
     except RuntimeError as error:
         detail = " ".join(str(error).split())  # Blender's report spans lines: one line for the user
         raise Geo4DError(f"Blender could not save {output}: {detail}. Nothing was changed.") from error
+    finally:
+        filepaths.save_version = versions  # the user's preference, as it was
     if not is_complete_blend(partial):
         raise Geo4DError(
             f"Blender could not save {output} completely (is the disk full?). Nothing was changed."

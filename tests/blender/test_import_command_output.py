@@ -70,6 +70,8 @@ def test_overwrite_replaces_a_blend_and_keeps_the_earlier_one_as_blend1(
     earlier = hashes(tmp_path)["scene.blend"]
     status, errors = run_import(capsys, str(folder), "-o", str(blend), "--overwrite")
     assert status == 0, errors
+    # The hidden file is saved without versions; the preference is Blender's own again afterwards.
+    assert bpy.context.preferences.filepaths.save_version == 1
     assert hashes(tmp_path)["scene.blend1"] == earlier
     assert "User's own cube" in object_names(tmp_path / "scene.blend1")
     assert {"Geo4D room camera", "Geo4D room points"} <= object_names(blend)
